@@ -1,0 +1,5 @@
+"""`python -m chatbot serve`."""
+
+from chatbot.cli import main
+
+raise SystemExit(main())

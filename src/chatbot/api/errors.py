@@ -1,0 +1,102 @@
+"""The one error envelope, `{"error": {"code", "message"}}`, for every failure."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from chatbot import errors
+from chatbot.api.responses import JsonResponse
+
+log = logging.getLogger("chatbot.api")
+
+STATUS: dict[type[errors.ChatbotError], int] = {
+    errors.InvalidInput: 422,
+    errors.InvalidSessionId: 400,
+    errors.MissingSessionId: 400,
+    errors.EmptyMessage: 422,
+    errors.MessageTooLong: 413,
+    errors.SessionNotFound: 404,
+    errors.SessionBusy: 409,
+    errors.QueueFull: 429,
+    errors.TooManySessions: 503,
+    errors.TooManyStreams: 503,
+    errors.UnknownCommand: 400,
+    errors.UnknownNetwork: 400,
+}
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    retry_after: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JsonResponse:
+    """An error envelope with its status and, at limits, `Retry-After`.
+
+    `extra` adds top-level fields, for legacy endpoints whose clients read them.
+    """
+    headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after is not None else None
+    body = {**(extra or {}), "error": {"code": code, "message": message}}
+    return JsonResponse(body, status, headers=headers)
+
+
+def chatbot_error_response(
+    error: errors.ChatbotError, extra: dict[str, Any] | None = None
+) -> JsonResponse:
+    """The response for a domain error."""
+    status = STATUS.get(type(error), 400)
+    return error_response(status, error.code, error.message, error.retry_after, extra)
+
+
+async def _on_chatbot_error(request: Request, error: Exception) -> JsonResponse:
+    assert isinstance(error, errors.ChatbotError)
+    return chatbot_error_response(error)
+
+
+async def _on_validation_error(request: Request, error: Exception) -> JsonResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = list(error.errors())
+    if any(problem.get("type") == "json_invalid" for problem in problems):
+        return error_response(400, "invalid_json", "The request body is not valid JSON.")
+    parts = []
+    for problem in problems[:5]:
+        where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
+        parts.append(f"{where or 'body'}: {problem.get('msg', 'invalid')}")
+    return error_response(422, "invalid_request", "; ".join(parts) or "Invalid request.")
+
+
+async def _on_http_error(request: Request, error: Exception) -> JsonResponse:
+    assert isinstance(error, HTTPException)
+    code = _HTTP_CODES.get(error.status_code, "http_error")
+    response = error_response(error.status_code, code, str(error.detail))
+    if error.headers:
+        response.headers.update(error.headers)
+    return response
+
+
+async def _on_unexpected(request: Request, error: Exception) -> JsonResponse:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return error_response(500, "internal_error", "Something went wrong on the server.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every kind of failure to the envelope."""
+    app.add_exception_handler(errors.ChatbotError, _on_chatbot_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,123 @@
+"""The original app's endpoints, kept wire-compatible; the SSE one lives in stream.py."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from chatbot.api.errors import chatbot_error_response
+from chatbot.api.params import (
+    manager_of,
+    message_text,
+    required_session_id,
+    session_id_of,
+    settings_of,
+)
+from chatbot.api.responses import JsonResponse, session_response
+from chatbot.api.schemas import (
+    ChatRequest,
+    InterruptRequest,
+    McpCommandRequest,
+    McpCommandResponse,
+    SystemRequest,
+    WebStateResponse,
+    errors_doc,
+)
+from chatbot.errors import ChatbotError
+from chatbot.sessions.commands import parse_command
+from chatbot.sessions.session import Session
+
+router = APIRouter(tags=["original API"])
+
+
+async def _writable_session(request: Request, given: str | None) -> Session:
+    """The session a write goes to; created on first use, or new when no id is given."""
+    manager = manager_of(request)
+    session_id = session_id_of(request, given)
+    if session_id is None:
+        return await manager.create()
+    return await manager.get_or_create(session_id)
+
+
+@router.get("/health", response_class=PlainTextResponse, summary="Liveness")
+async def health() -> str:
+    """`OK` while the process serves requests."""
+    return "OK"
+
+
+@router.post(
+    "/api/chat",
+    summary="Send a user message",
+    responses={200: {"model": WebStateResponse}, **errors_doc(400, 409, 413, 422, 429, 503)},
+)
+async def chat(body: ChatRequest, request: Request) -> JsonResponse:
+    """Add the message and start the turn that answers it; returns the state at once.
+
+    While a turn runs, `BUSY_POLICY` decides: 409 `session_busy` (reject), queue it, or
+    interrupt the running turn. Without any session id a new session is created and
+    its id returned in the body and the `X-Session-Id` header.
+    """
+    text = message_text(request, body.message)
+    session = await _writable_session(request, body.session_id)
+    await session.submit_chat(text)
+    return session_response(session.state())
+
+
+@router.get(
+    "/api/state",
+    summary="A session's full state",
+    responses={200: {"model": WebStateResponse}, **errors_doc(400, 404)},
+)
+async def state(request: Request, session_id: str | None = None) -> JsonResponse:
+    """The session's state; 404 for an unknown id (reads never create sessions)."""
+    session = manager_of(request).require(required_session_id(request, session_id))
+    return session_response(session.state())
+
+
+@router.post(
+    "/api/interrupt",
+    summary="Stop the running turn",
+    responses={200: {"model": WebStateResponse}, **errors_doc(400, 404)},
+)
+async def interrupt(request: Request, body: InterruptRequest | None = None) -> JsonResponse:
+    """Cancel the turn and return once it has ended (partial reply kept, marked interrupted).
+
+    Harmless when nothing runs. Never creates a session: an unknown id is 404.
+    """
+    given = body.session_id if body is not None else request.query_params.get("session_id")
+    session = manager_of(request).require(required_session_id(request, given))
+    await session.interrupt()
+    return session_response(session.state())
+
+
+@router.post(
+    "/api/system",
+    summary="Add a system note",
+    responses={200: {"model": WebStateResponse}, **errors_doc(400, 413, 422, 503)},
+)
+async def system(body: SystemRequest, request: Request) -> JsonResponse:
+    """Show a system message at once; when the session is idle it starts a turn."""
+    text = message_text(request, body.message)
+    session = await _writable_session(request, body.session_id)
+    session.submit_system(text)
+    return session_response(session.state())
+
+
+@router.post(
+    "/api/mcp-command",
+    summary="Run a session command (set_network, …)",
+    responses={200: {"model": McpCommandResponse}, **errors_doc(400, 422, 503)},
+)
+async def mcp_command(body: McpCommandRequest, request: Request) -> JsonResponse:
+    """Apply a command to this session only; unknown commands or networks give 400."""
+    try:
+        command = parse_command(body.command, body.args, settings_of(request))
+    except ChatbotError as error:
+        extra = {"success": False, "message": error.message, "data": None}
+        return chatbot_error_response(error, extra)
+    session = await _writable_session(request, body.session_id)
+    result = command(session)
+    return JsonResponse(
+        {"success": result.success, "message": result.message, "data": result.data},
+        headers={"X-Session-Id": session.id},
+    )

@@ -1,0 +1,50 @@
+"""Turning a request into validated inputs: which session, which text."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from chatbot.config import Settings
+from chatbot.errors import EmptyMessage, InvalidSessionId, MessageTooLong, MissingSessionId
+from chatbot.sessions.ids import is_valid_session_id
+from chatbot.sessions.manager import SessionManager
+
+
+def manager_of(request: Request) -> SessionManager:
+    """The process's session registry."""
+    manager: SessionManager = request.app.state.manager
+    return manager
+
+
+def settings_of(request: Request) -> Settings:
+    """The process's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def session_id_of(request: Request, given: str | None) -> str | None:
+    """The id from the body or query, else the `X-Session-Id` header, else DEFAULT_SESSION_ID."""
+    session_id = given if given is not None else request.headers.get("x-session-id")
+    if session_id is None:
+        return settings_of(request).default_session_id
+    if not is_valid_session_id(session_id):
+        raise InvalidSessionId("session_id must be 1-128 characters of [A-Za-z0-9_-].")
+    return session_id
+
+
+def required_session_id(request: Request, given: str | None) -> str:
+    """Like `session_id_of`, for reads, which cannot make up a session."""
+    session_id = session_id_of(request, given)
+    if session_id is None:
+        raise MissingSessionId("Give session_id (query, body or X-Session-Id header).")
+    return session_id
+
+
+def message_text(request: Request, text: str) -> str:
+    """The message, checked against emptiness and MAX_MESSAGE_LENGTH."""
+    if not text.strip():
+        raise EmptyMessage("The message is empty.")
+    limit = settings_of(request).max_message_length
+    if len(text) > limit:
+        raise MessageTooLong(f"The message is longer than {limit} characters.")
+    return text

@@ -1,0 +1,215 @@
+"""Request bodies, and the response shapes the OpenAPI docs at `/docs` describe.
+
+Responses are rendered straight from the session's dataclasses by orjson; the
+response models here exist so that the docs say exactly what comes back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SESSION_ID_DOC = (
+    "1-128 characters of [A-Za-z0-9_-]. May also come as the `X-Session-Id` header; "
+    "this field wins."
+)
+EXAMPLE_ID = "0b7c4c0e-8f6a-4a43-9d7e-2f1f6f2b8c11"
+
+
+class ChatRequest(BaseModel):
+    """A user message."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"message": "What is my balance?", "session_id": "session-1"}]
+        }
+    )
+
+    message: str = Field(description="The text, 1 to MAX_MESSAGE_LENGTH characters.")
+    session_id: str | None = Field(default=None, description=SESSION_ID_DOC)
+
+
+class SystemRequest(BaseModel):
+    """A system note: shown at once, given to the agent as a note, not a user prompt."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"message": "Transaction sent: 0xabc…", "session_id": "session-1"}]
+        }
+    )
+
+    message: str
+    session_id: str | None = Field(default=None, description=SESSION_ID_DOC)
+
+
+class InterruptRequest(BaseModel):
+    """Stop the running turn of a session."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"session_id": "session-1"}]})
+
+    session_id: str | None = Field(default=None, description=SESSION_ID_DOC)
+
+
+class McpCommandRequest(BaseModel):
+    """A session command, as the original app sent it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"command": "set_network", "args": {"network": "testnet"}, "session_id": "s-1"},
+                {"command": "list_networks", "args": {}, "session_id": "s-1"},
+            ]
+        }
+    )
+
+    command: str = Field(description="`set_network`, `get_network` or `list_networks`.")
+    args: dict[str, Any] | str | None = Field(
+        default=None, description='For `set_network`: `{"network": NAME}` (or just NAME).'
+    )
+    session_id: str | None = Field(default=None, description=SESSION_ID_DOC)
+
+
+class ToolModel(BaseModel):
+    """A tool call shown as its own message."""
+
+    name: str
+    args: dict[str, Any]
+    status: Literal["running", "success", "error", "interrupted"]
+    call_id: str
+    result: Any = None
+    error: str | None = None
+
+
+class MessageModel(BaseModel):
+    """One message of a conversation."""
+
+    id: str
+    sender: Literal["user", "agent", "system"]
+    content: str
+    timestamp: str = Field(description="ISO-8601 UTC, e.g. 2026-11-24T03:04:05.123Z")
+    is_streaming: bool
+    status: Literal["streaming", "complete", "interrupted", "error"]
+    tool: ToolModel | None = None
+
+
+class WebStateResponse(BaseModel):
+    """A session's full state: the original fields plus session_id, network, seq."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "session_id": "session-1",
+                    "seq": 42,
+                    "messages": [
+                        {
+                            "id": "m_5f1c2a9e03b4d7c1",
+                            "sender": "user",
+                            "content": "Hello",
+                            "timestamp": "2026-11-24T03:04:05.123Z",
+                            "is_streaming": False,
+                            "status": "complete",
+                            "tool": None,
+                        },
+                        {
+                            "id": "m_0a9d8c7b6e5f4a3b",
+                            "sender": "agent",
+                            "content": "You said: Hel",
+                            "timestamp": "2026-11-24T03:04:05.130Z",
+                            "is_streaming": True,
+                            "status": "streaming",
+                            "tool": None,
+                        },
+                    ],
+                    "is_processing": True,
+                    "is_loading": False,
+                    "is_connecting_mcp": False,
+                    "missing_api_key": False,
+                    "network": "testnet",
+                    "pending_wallet_tx": None,
+                    "queued": 0,
+                }
+            ]
+        }
+    )
+
+    session_id: str
+    seq: int = Field(description="The number of the session's latest event.")
+    messages: list[MessageModel]
+    is_processing: bool
+    is_loading: bool
+    is_connecting_mcp: bool
+    missing_api_key: bool
+    network: str
+    pending_wallet_tx: dict[str, Any] | None
+    queued: int = Field(description="Messages waiting under BUSY_POLICY=queue.")
+
+
+class SessionCreated(BaseModel):
+    """A new session."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"session_id": EXAMPLE_ID}]})
+
+    session_id: str
+
+
+class McpCommandResponse(BaseModel):
+    """The original command result shape."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "success": True,
+                    "message": "Switched to testnet.",
+                    "data": {"network": "testnet", "chain_id": 31337},
+                }
+            ]
+        }
+    )
+
+    success: bool
+    message: str
+    data: Any = None
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, for programs (code) and people (message)."""
+
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error, whatever the endpoint."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "session_busy",
+                        "message": "The agent is still answering; wait, or interrupt it first.",
+                    }
+                }
+            ]
+        }
+    )
+
+    error: ErrorDetail
+
+
+def errors_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an endpoint can answer."""
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
+def sse_doc(description: str, example: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entry for a text/event-stream response."""
+    return {
+        200: {
+            "description": description,
+            "content": {"text/event-stream": {"schema": {"type": "string"}, "example": example}},
+        }
+    }

@@ -1,0 +1,125 @@
+"""The two SSE endpoints, written on the leanest ASGI path.
+
+Frames are pre-serialized `bytes` shared by every subscriber (see sessions/events.py);
+this module only moves them to the socket: no pydantic model per event and no
+per-connection timer (the registry's one keep-alive walk covers every stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from chatbot.api.params import manager_of, required_session_id
+from chatbot.api.schemas import errors_doc, sse_doc
+from chatbot.errors import InvalidInput
+from chatbot.sessions.events import StreamKind, Subscriber
+from chatbot.sessions.manager import SessionManager
+
+router = APIRouter(tags=["streams"])
+
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class EventStream(Response):
+    """Writes a subscriber's batches until it ends or the client goes away."""
+
+    def __init__(self, manager: SessionManager, subscriber: Subscriber) -> None:
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = list(_HEADERS)
+        self.manager = manager
+        self.subscriber = subscriber
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        subscriber = self.subscriber
+        watcher = asyncio.ensure_future(_until_disconnect(receive))
+        watcher.add_done_callback(lambda _: subscriber.abort())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            while (chunk := await subscriber.next_batch()) is not None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                subscriber.last_write = time.monotonic()
+            if not subscriber.aborted:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass  # the client went away mid-write; uvicorn reports it this way
+        finally:
+            watcher.cancel()
+            self.manager.close_stream(subscriber)
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _last_event_id(request: Request, given: str | None) -> int | None:
+    raw = given if given is not None else request.headers.get("last-event-id")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidInput("Last-Event-ID must be the decimal seq of an event.")
+    return int(raw)
+
+
+_EVENTS_EXAMPLE = (
+    'id: 3\nevent: snapshot\ndata: {"session_id":"s-1","seq":3,"messages":[…],…}\n\n'
+    'id: 4\nevent: message.created\ndata: {"message":{"id":"m_1","sender":"agent",…}}\n\n'
+    'id: 5\nevent: message.delta\ndata: {"id":"m_1","delta":"You"}\n\n'
+)
+_LEGACY_EXAMPLE = 'data: {"session_id":"s-1","seq":5,"messages":[…],"is_processing":true,…}\n\n'
+
+
+@router.get(
+    "/api/sessions/{session_id}/events",
+    summary="Typed, numbered, resumable event stream",
+    response_class=Response,
+    responses={
+        **sse_doc(
+            "A `snapshot` event first, then typed deltas: `message.created`, `message.delta`, "
+            "`message.completed`, `tool.call`, `tool.result`, `state`, `session.closed`. "
+            "`id:` is the event's seq; reconnect with `Last-Event-ID` (or `?last_event_id=`) "
+            "to get exactly the missed events, or a fresh snapshot when they are too old. "
+            "A keep-alive comment comes every SSE_KEEPALIVE_SECONDS of silence.",
+            _EVENTS_EXAMPLE,
+        ),
+        **errors_doc(400, 503),
+    },
+)
+async def events(request: Request, session_id: str, last_event_id: str | None = None) -> Response:
+    """Stream a session's events; an unknown session streams an empty snapshot and waits."""
+    session_id = required_session_id(request, session_id)
+    resume_from = _last_event_id(request, last_event_id)
+    manager = manager_of(request)
+    subscriber = manager.open_stream(session_id, StreamKind.EVENTS, resume_from)
+    return EventStream(manager, subscriber)
+
+
+@router.get(
+    "/api/chat/stream",
+    summary="The original full-state stream",
+    tags=["original API"],
+    response_class=Response,
+    responses={
+        **sse_doc(
+            "Unnamed events whose data is the full `WebStateResponse`: on connect and after "
+            "changes (coalesced), never on a timer.",
+            _LEGACY_EXAMPLE,
+        ),
+        **errors_doc(400, 503),
+    },
+)
+async def legacy_stream(request: Request, session_id: str | None = None) -> Response:
+    """Stream the session's full state on every change; an unknown session waits."""
+    manager = manager_of(request)
+    subscriber = manager.open_stream(required_session_id(request, session_id), StreamKind.LEGACY)
+    return EventStream(manager, subscriber)

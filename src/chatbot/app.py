@@ -1,0 +1,73 @@
+"""The application factory: routes, middleware, and the per-process agent and registry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from chatbot.agent.providers import build_provider
+from chatbot.agent.runtime import AgentRuntime
+from chatbot.api import legacy, sessions, stream
+from chatbot.api.errors import install_error_handlers
+from chatbot.api.limits import BodySizeLimit
+from chatbot.config import Settings
+from chatbot.metrics import Metrics
+from chatbot.sessions.manager import SessionManager
+from chatbot.tools.base import NoTools
+
+DESCRIPTION = """
+Multi-user Ethereum agent chat. Every session (every browser tab) has its own
+conversation, turn, network and pending wallet transaction, streamed live over SSE.
+
+Errors are always `{"error": {"code": "...", "message": "..."}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; one agent and one session registry per process, made here."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    runtime = AgentRuntime(build_provider(settings), NoTools())
+    manager = SessionManager(settings, runtime, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        manager.start()
+        try:
+            yield
+        finally:
+            await manager.stop()
+
+    app = FastAPI(
+        title="chatbot",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.manager = manager
+    app.state.metrics = metrics
+
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["Content-Type", "X-Session-Id", "Last-Event-ID"],
+        expose_headers=["X-Session-Id", "Retry-After"],
+    )
+    app.include_router(legacy.router)
+    app.include_router(sessions.router)
+    app.include_router(stream.router)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics_endpoint(request: Request) -> Response:
+        """Sessions active/created/expired, streams open, turns running, events sent."""
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app

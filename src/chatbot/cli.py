@@ -1,0 +1,73 @@
+"""`chatbot serve` (also `python -m chatbot serve`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from types import FrameType
+
+import uvicorn
+from pydantic import ValidationError
+
+from chatbot.app import create_app
+from chatbot.config import Settings
+from chatbot.logs import configure_logging
+from chatbot.sessions.manager import SessionManager
+
+log = logging.getLogger("chatbot")
+
+
+class Server(uvicorn.Server):
+    """uvicorn, but open SSE streams end as soon as shutdown starts.
+
+    uvicorn waits for in-flight responses before the app's shutdown runs; a stream
+    never finishes by itself, so without this every shutdown would hang until
+    the graceful timeout and then cancel the streams mid-write.
+    """
+
+    def __init__(self, config: uvicorn.Config, manager: SessionManager) -> None:
+        super().__init__(config)
+        self.manager = manager
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Ask every stream to finish, then shut down as uvicorn does."""
+        with contextlib.suppress(RuntimeError):  # no loop yet: nothing is streaming
+            asyncio.get_running_loop().call_soon_threadsafe(self.manager.end_streams)
+        super().handle_exit(sig, frame)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run it."""
+    parser = argparse.ArgumentParser(prog="chatbot", description="Multi-user agent chat server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the HTTP API (and the web UI)")
+    serve.add_argument("--host", help="bind address (default: BACKEND_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: BACKEND_PORT, 8080)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        parser.exit(2, f"chatbot: invalid configuration:\n{error}\n")
+    configure_logging(settings.log_level)
+    try:
+        app = create_app(settings)
+    except ValueError as error:
+        parser.exit(2, f"chatbot: {error}\n")
+    host = args.host or settings.backend_host
+    port = settings.backend_port if args.port is None else args.port
+    log.info("starting", extra={"host": host, "port": port, "provider": settings.llm_provider})
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
+    Server(config, app.state.manager).run()
+    return 0

@@ -1,0 +1,92 @@
+"""Settings, read from the environment and `.env` (pydantic-settings)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from chatbot.sessions.ids import is_valid_session_id
+
+
+class BusyPolicy(StrEnum):
+    """What `POST /api/chat` does while the session's turn is still running."""
+
+    REJECT = "reject"
+    QUEUE = "queue"
+    INTERRUPT = "interrupt"
+
+
+class Network(BaseModel):
+    """One EVM network a session can switch to."""
+
+    chain_id: int = Field(gt=0)
+    rpc_url: str = Field(min_length=1)
+
+
+def _default_networks() -> dict[str, Network]:
+    return {"testnet": Network(chain_id=31337, rpc_url="http://127.0.0.1:8545")}
+
+
+class Settings(BaseSettings):
+    """Every knob of the server; each one is listed in the README with its default."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    backend_host: str = "127.0.0.1"
+    backend_port: int = Field(default=8080, ge=0, le=65535)
+    log_level: str = "info"
+
+    llm_provider: str = "scripted"
+    scripted_reply: str = "You said: {message}"
+    scripted_tokens_per_second: float = Field(default=20.0, ge=0)
+
+    session_timeout_seconds: float = Field(default=1800.0, gt=0)
+    cleanup_interval_seconds: float = Field(default=300.0, gt=0)
+    max_sessions: int = Field(default=100_000, ge=1)
+    max_message_length: int = Field(default=8000, ge=1)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    busy_policy: BusyPolicy = BusyPolicy.REJECT
+    max_queued_messages: int = Field(default=8, ge=1)
+    default_session_id: str | None = None
+    cors_origins: Annotated[list[str], NoDecode] = ["*"]
+
+    event_buffer_size: int = Field(default=1024, ge=16)
+    subscriber_queue_size: int = Field(default=512, ge=8)
+    max_streams: int = Field(default=20_000, ge=1)
+    max_streams_per_session: int = Field(default=32, ge=1)
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    legacy_stream_min_interval_ms: float = Field(default=50.0, ge=0)
+
+    networks: dict[str, Network] = Field(default_factory=_default_networks)
+    default_network: str | None = None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("networks")
+    @classmethod
+    def _at_least_one_network(cls, value: dict[str, Network]) -> dict[str, Network]:
+        if not value:
+            raise ValueError("NETWORKS must name at least one network")
+        return value
+
+    @field_validator("default_session_id")
+    @classmethod
+    def _valid_default_id(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_session_id(value):
+            raise ValueError("DEFAULT_SESSION_ID must be 1-128 characters of [A-Za-z0-9_-]")
+        return value
+
+    @property
+    def initial_network(self) -> str:
+        """The network a new session starts on: DEFAULT_NETWORK, else the first listed."""
+        if self.default_network and self.default_network in self.networks:
+            return self.default_network
+        return next(iter(self.networks))

@@ -1,0 +1,65 @@
+"""Domain errors: a stable machine-readable code plus a sentence for people.
+
+The HTTP layer maps each code to a status (api/errors.py); nothing below it knows HTTP.
+"""
+
+from __future__ import annotations
+
+
+class ChatbotError(Exception):
+    """A request the server refuses for a reason the client can act on."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class InvalidInput(ChatbotError):
+    code = "invalid_request"
+
+
+class InvalidSessionId(ChatbotError):
+    code = "invalid_session_id"
+
+
+class MissingSessionId(ChatbotError):
+    code = "missing_session_id"
+
+
+class EmptyMessage(ChatbotError):
+    code = "empty_message"
+
+
+class MessageTooLong(ChatbotError):
+    code = "message_too_long"
+
+
+class SessionNotFound(ChatbotError):
+    code = "session_not_found"
+
+
+class SessionBusy(ChatbotError):
+    code = "session_busy"
+
+
+class QueueFull(ChatbotError):
+    code = "queue_full"
+
+
+class TooManySessions(ChatbotError):
+    code = "too_many_sessions"
+
+
+class TooManyStreams(ChatbotError):
+    code = "too_many_streams"
+
+
+class UnknownCommand(ChatbotError):
+    code = "unknown_command"
+
+
+class UnknownNetwork(ChatbotError):
+    code = "unknown_network"

@@ -1,0 +1,38 @@
+"""Prometheus metrics, one registry per app so several apps can live in one process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+
+class Metrics:
+    """The counters and gauges `GET /metrics` exposes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.sessions_active = Gauge(
+            "chatbot_sessions_active", "Sessions held in memory.", registry=self.registry
+        )
+        self.sessions_created = Counter(
+            "chatbot_sessions_created", "Sessions created.", registry=self.registry
+        )
+        self.sessions_expired = Counter(
+            "chatbot_sessions_expired",
+            "Idle sessions evicted by the sweep.",
+            registry=self.registry,
+        )
+        self.streams_open = Gauge(
+            "chatbot_streams_open", "Open SSE connections.", ["kind"], registry=self.registry
+        )
+        self.turns_running = Gauge(
+            "chatbot_turns_running", "Agent turns in progress.", registry=self.registry
+        )
+        self.events_sent = Counter(
+            "chatbot_events_sent",
+            "Event frames handed to SSE subscribers.",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

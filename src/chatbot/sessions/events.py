@@ -1,0 +1,178 @@
+"""A session's numbered event log and the outboxes of the streams that follow it.
+
+Each event is serialized to its SSE frame once, when it happens; every subscriber
+gets the same `bytes`. Nothing here awaits, so appending and fanning out happen in
+one step of the event loop and no subscriber can ever see a gap or a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+KEEPALIVE_FRAME = b": keep-alive\n\n"
+
+
+def event_frame(seq: int, event_type: str, data: Any) -> bytes:
+    """The SSE frame of one typed event; `id:` is its sequence number."""
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, event_type.encode(), orjson.dumps(data))
+
+
+def state_frame(data: Any) -> bytes:
+    """The legacy stream's unnamed frame carrying the whole state."""
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+class EventLog:
+    """Sequence numbers plus a ring buffer of recent frames, for resuming streams."""
+
+    __slots__ = ("_frames", "seq")
+
+    def __init__(self, capacity: int) -> None:
+        self.seq = 0
+        self._frames: deque[tuple[int, bytes]] = deque(maxlen=capacity)
+
+    def append(self, event_type: str, data: Any) -> tuple[int, bytes]:
+        """Number and serialize an event, keep it for replay, and return its frame."""
+        self.seq += 1
+        frame = event_frame(self.seq, event_type, data)
+        self._frames.append((self.seq, frame))
+        return self.seq, frame
+
+    def since(self, last_seq: int) -> list[bytes] | None:
+        """Frames after `last_seq`, or None when they are no longer all in the buffer."""
+        if last_seq > self.seq or last_seq < 0:
+            return None
+        if last_seq == self.seq:
+            return []
+        oldest = self._frames[0][0] if self._frames else self.seq + 1
+        if last_seq + 1 < oldest:
+            return None
+        skip = last_seq + 1 - oldest
+        return [frame for _, frame in list(self._frames)[skip:]]
+
+
+class StreamKind(StrEnum):
+    """The typed events stream or the original full-state stream."""
+
+    EVENTS = "events"
+    LEGACY = "legacy"
+
+
+class Subscriber:
+    """One open SSE connection's outbox: bounded, woken on change, drained in batches.
+
+    A typed-events subscriber that falls `limit` frames behind is not allowed to slow
+    anyone down: its backlog is dropped and it is sent a fresh snapshot instead. A legacy
+    subscriber only ever holds the newest full state, so it is bounded by construction.
+    """
+
+    __slots__ = (
+        "_closing",
+        "_frames",
+        "_keepalive",
+        "_state",
+        "_waiter",
+        "aborted",
+        "kind",
+        "last_write",
+        "limit",
+        "resync",
+        "session_id",
+        "snapshot",
+    )
+
+    def __init__(
+        self,
+        session_id: str,
+        kind: StreamKind,
+        limit: int,
+        snapshot: Callable[[], bytes],
+    ) -> None:
+        self.session_id = session_id
+        self.kind = kind
+        self.limit = limit
+        self.snapshot = snapshot
+        self.resync = False
+        self.aborted = False
+        self.last_write = time.monotonic()
+        self._frames: deque[bytes] = deque()
+        self._state: bytes | None = None
+        self._keepalive = False
+        self._closing = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def push(self, frame: bytes) -> None:
+        """Queue one event frame, or switch to a resync when the queue is full."""
+        if self._closing:
+            return
+        if len(self._frames) >= self.limit:
+            self._frames.clear()
+            self.resync = True
+        else:
+            self._frames.append(frame)
+        self._wake()
+
+    def prime(self, frames: list[bytes]) -> None:
+        """Queue the frames a new connection starts with (snapshot or replay), unbounded."""
+        self._frames.extend(frames)
+        self._wake()
+
+    def push_state(self, frame: bytes) -> None:
+        """Replace the pending full-state frame (legacy streams coalesce this way)."""
+        if not self._closing:
+            self._state = frame
+            self._wake()
+
+    def keepalive(self) -> None:
+        """Ask for a keep-alive comment on the next write."""
+        self._keepalive = True
+        self._wake()
+
+    def close(self) -> None:
+        """End the stream once everything already queued has been written."""
+        self._closing = True
+        self._wake()
+
+    def abort(self) -> None:
+        """End the stream now; the client has gone."""
+        self.aborted = True
+        self._wake()
+
+    async def next_batch(self) -> bytes | None:
+        """Wait for output and return all of it at once; None when the stream is over."""
+        while not self.aborted:
+            if self.resync:
+                self.resync = False
+                self._frames.clear()
+                self._frames.append(self.snapshot())
+            if self._frames or self._state is not None:
+                out = b"".join(self._frames)
+                self._frames.clear()
+                if self._state is not None:
+                    out += self._state
+                    self._state = None
+                self._keepalive = False
+                return out
+            if self._keepalive:
+                self._keepalive = False
+                return KEEPALIVE_FRAME
+            if self._closing:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

@@ -1,0 +1,224 @@
+"""The registry of live sessions: lookup, creation, removal, limits, expiry, streams.
+
+Reads never create a session. A stream opened on an id that does not exist yet waits
+in `_waiting` and is attached when a write creates that session, so nothing is
+allocated per unknown id beyond the stream itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from inspect import isawaitable
+
+from chatbot.config import Settings
+from chatbot.errors import SessionNotFound, TooManySessions, TooManyStreams
+from chatbot.metrics import Metrics
+from chatbot.sessions.events import StreamKind, Subscriber
+from chatbot.sessions.ids import new_session_id, redact
+from chatbot.sessions.session import ServerStatus, Session, SessionEnv, TurnRunner
+
+log = logging.getLogger("chatbot.sessions")
+
+
+class SessionManager:
+    """Owns every in-memory session and every open stream of one process."""
+
+    def __init__(self, settings: Settings, runner: TurnRunner, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.status = ServerStatus()
+        self.env = SessionEnv(settings=settings, status=self.status, runner=runner, hooks=self)
+        self._sessions: dict[str, Session] = {}
+        self._waiting: dict[str, set[Subscriber]] = {}
+        self._streams: set[Subscriber] = set()
+        self._timers: list[asyncio.Task[None]] = []
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the two process-wide timers: the expiry sweep and the keep-alive walk."""
+        self._timers = [
+            self._every(self.settings.cleanup_interval_seconds, self.sweep, "sweep"),
+            self._every(self.settings.sse_keepalive_seconds / 2, self._keepalive, "keepalive"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the timers, end every turn and close every stream."""
+        for timer in self._timers:
+            timer.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+        for session in list(self._sessions.values()):
+            await session.close("server_shutdown")
+        for waiting in self._waiting.values():
+            for subscriber in waiting:
+                subscriber.close()
+
+    def end_streams(self) -> None:
+        """Finish every open stream (on shutdown, so clients reconnect elsewhere at once)."""
+        for subscriber in self._streams:
+            subscriber.close()
+
+    def _every(
+        self, interval: float, job: Callable[[], object | Awaitable[object]], name: str
+    ) -> asyncio.Task[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    result = job()
+                    if isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("timer job failed", extra={"job": name})
+
+        return asyncio.create_task(loop(), name=f"timer-{name}")
+
+    # ---- sessions ------------------------------------------------------------------
+
+    def get(self, session_id: str) -> Session | None:
+        """The live session with this id, if any; never creates one."""
+        return self._sessions.get(session_id)
+
+    def require(self, session_id: str) -> Session:
+        """The live session with this id, or `SessionNotFound`."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionNotFound(f"No session with id {redact(session_id)!s}.")
+        return session
+
+    async def get_or_create(self, session_id: str) -> Session:
+        """The session with this id, created on first use.
+
+        Lookup and insertion happen with no await in between, so two concurrent
+        creates of one id always yield the same session, without any lock.
+        """
+        session = self._sessions.get(session_id)
+        if session is not None:
+            return session
+        if len(self._sessions) >= self.settings.max_sessions:
+            raise TooManySessions(
+                "The server holds as many sessions as it may; try again later.",
+                retry_after=self.settings.cleanup_interval_seconds,
+            )
+        session = Session(session_id, self.env, self.settings.initial_network)
+        self._sessions[session_id] = session
+        for subscriber in self._waiting.pop(session_id, ()):
+            session.attach(subscriber)
+        self.metrics.sessions_created.inc()
+        self.metrics.sessions_active.set(len(self._sessions))
+        log.info("session created", extra={"session": redact(session_id)})
+        return session
+
+    async def create(self) -> Session:
+        """A new session with a server-made UUIDv4 id."""
+        return await self.get_or_create(new_session_id())
+
+    async def remove(self, session_id: str) -> None:
+        """Delete a session: cancel its turn and end its streams with `session.closed`."""
+        session = self.require(session_id)
+        del self._sessions[session_id]
+        self.metrics.sessions_active.set(len(self._sessions))
+        await session.close("deleted")
+        log.info("session removed", extra={"session": redact(session_id)})
+
+    def sweep(self) -> int:
+        """Evict sessions idle for longer than the timeout; returns how many went."""
+        deadline = time.monotonic() - self.settings.session_timeout_seconds
+        expired = [
+            session
+            for session in self._sessions.values()
+            if session.is_idle and session.last_active < deadline
+        ]
+        for session in expired:
+            del self._sessions[session.id]
+            session.closed = True
+        if expired:
+            self.metrics.sessions_expired.inc(len(expired))
+            self.metrics.sessions_active.set(len(self._sessions))
+            log.info("sessions expired", extra={"count": len(expired)})
+        return len(expired)
+
+    def set_status(self, **flags: bool) -> None:
+        """Change process-wide readiness and tell every session's listeners."""
+        for name, value in flags.items():
+            setattr(self.status, name, value)
+        for session in self._sessions.values():
+            session.emit_state()
+
+    # ---- streams -------------------------------------------------------------------
+
+    def open_stream(
+        self, session_id: str, kind: StreamKind, last_event_id: int | None = None
+    ) -> Subscriber:
+        """Register a stream and queue what it starts with (snapshot, replay or state)."""
+        if len(self._streams) >= self.settings.max_streams:
+            raise TooManyStreams("The server has too many open streams.", retry_after=5)
+        session = self._sessions.get(session_id)
+        listeners = (
+            len(session.subscribers) + len(session.legacy_subscribers)
+            if session is not None
+            else len(self._waiting.get(session_id, ()))
+        )
+        if listeners >= self.settings.max_streams_per_session:
+            raise TooManyStreams("This session has too many open streams.", retry_after=5)
+
+        limit = self.settings.subscriber_queue_size
+        subscriber = Subscriber(session_id, kind, limit, self._empty_frame(session_id, kind))
+        if session is not None:
+            session.attach(subscriber)
+            if kind is StreamKind.EVENTS:
+                subscriber.prime(session.resume_frames(last_event_id))
+            else:
+                subscriber.push_state(session.legacy_frame())
+        else:
+            self._waiting.setdefault(session_id, set()).add(subscriber)
+            subscriber.prime([subscriber.snapshot()])
+        self._streams.add(subscriber)
+        self.metrics.streams_open.labels(kind.value).inc()
+        return subscriber
+
+    def close_stream(self, subscriber: Subscriber) -> None:
+        """Forget a stream that has ended."""
+        if subscriber not in self._streams:
+            return
+        self._streams.discard(subscriber)
+        self.metrics.streams_open.labels(subscriber.kind.value).dec()
+        session = self._sessions.get(subscriber.session_id)
+        if session is not None:
+            session.detach(subscriber)
+        waiting = self._waiting.get(subscriber.session_id)
+        if waiting is not None:
+            waiting.discard(subscriber)
+            if not waiting:
+                del self._waiting[subscriber.session_id]
+
+    def _empty_frame(self, session_id: str, kind: StreamKind) -> Callable[[], bytes]:
+        """How a stream on a not-yet-created session renders: an empty state at seq 0."""
+        placeholder = Session(session_id, self.env, self.settings.initial_network)
+        return placeholder.snapshot_frame if kind is StreamKind.EVENTS else placeholder.legacy_frame
+
+    def _keepalive(self) -> None:
+        quiet_since = time.monotonic() - self.settings.sse_keepalive_seconds / 2
+        for subscriber in self._streams:
+            if subscriber.last_write <= quiet_since:
+                subscriber.keepalive()
+
+    # ---- hooks (SessionHooks) -------------------------------------------------------
+
+    def events_sent(self, count: int) -> None:
+        """Count frames handed to subscribers."""
+        self.metrics.events_sent.inc(count)
+
+    def turn_started(self) -> None:
+        """Count a turn that began."""
+        self.metrics.turns_running.inc()
+
+    def turn_ended(self) -> None:
+        """Count a turn that ended."""
+        self.metrics.turns_running.dec()

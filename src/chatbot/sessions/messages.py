@@ -1,0 +1,64 @@
+"""The conversation's records, as dataclasses that orjson serializes natively."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+Sender = Literal["user", "agent", "system"]
+
+
+class MessageStatus(StrEnum):
+    """Where a message is in its life; `interrupted` and `error` are final, like `complete`."""
+
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+class ToolStatus(StrEnum):
+    """Where a tool call is: running until it has a result or an error."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
+def utc_timestamp() -> str:
+    """ISO-8601 UTC with milliseconds, e.g. `2026-11-24T03:04:05.123Z`."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_message_id() -> str:
+    """A short random id, unique within any realistic session."""
+    return "m_" + secrets.token_hex(8)
+
+
+@dataclass(slots=True)
+class ToolCallInfo:
+    """A tool call as the user sees it: what was asked and what came back."""
+
+    name: str
+    args: dict[str, Any]
+    status: ToolStatus = ToolStatus.RUNNING
+    call_id: str = ""
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Message:
+    """One entry of a conversation; a tool call is an agent message with `tool` set."""
+
+    sender: Sender
+    content: str
+    id: str = field(default_factory=new_message_id)
+    timestamp: str = field(default_factory=utc_timestamp)
+    is_streaming: bool = False
+    status: MessageStatus = MessageStatus.COMPLETE
+    tool: ToolCallInfo | None = None

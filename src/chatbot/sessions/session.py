@@ -1,0 +1,356 @@
+"""One user's session: conversation, flags, network, event log, subscribers, and its turn.
+
+Every change goes through `_emit`, which numbers the event, serializes it once and
+hands the same bytes to every subscriber. A turn is a single asyncio task that the
+session owns, so output keeps flowing whether or not anyone is listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chatbot.config import BusyPolicy, Settings
+from chatbot.errors import QueueFull, SessionBusy
+from chatbot.sessions.events import EventLog, StreamKind, Subscriber, event_frame, state_frame
+from chatbot.sessions.ids import redact
+from chatbot.sessions.messages import Message, MessageStatus, ToolCallInfo, ToolStatus
+
+log = logging.getLogger("chatbot.session")
+
+
+class TurnRunner(Protocol):
+    """Runs one agent turn against a session (the agent runtime implements this)."""
+
+    async def run_turn(self, session: Session, trigger: Message) -> None:
+        """Produce the agent's reply to `trigger`, writing it into `session` as it streams."""
+
+
+@dataclass(slots=True)
+class ServerStatus:
+    """Process-wide readiness that every session's state reports."""
+
+    is_loading: bool = False
+    is_connecting_mcp: bool = False
+    missing_api_key: bool = False
+
+
+class SessionHooks(Protocol):
+    """What a session reports to its registry (metrics, activity)."""
+
+    def events_sent(self, count: int) -> None:
+        """`count` frames were handed to subscribers."""
+
+    def turn_started(self) -> None:
+        """A turn task began."""
+
+    def turn_ended(self) -> None:
+        """A turn task ended, however it ended."""
+
+
+@dataclass(slots=True)
+class SessionEnv:
+    """What every session shares: settings, readiness, the agent and the registry's hooks."""
+
+    settings: Settings
+    status: ServerStatus
+    runner: TurnRunner
+    hooks: SessionHooks
+
+
+INTERRUPTED_BY_USER = "Interrupted by user."
+INTERRUPTED_BY_NEW_MESSAGE = "Interrupted by a new message."
+
+
+class Session:
+    """State and turn control for one session id; all methods run on the event loop."""
+
+    def __init__(self, session_id: str, env: SessionEnv, network: str) -> None:
+        self.id = session_id
+        self.env = env
+        self.network = network
+        self.pending_wallet_tx: dict[str, Any] | None = None
+        self.messages: list[Message] = []
+        self.log = EventLog(env.settings.event_buffer_size)
+        self.subscribers: set[Subscriber] = set()
+        self.legacy_subscribers: set[Subscriber] = set()
+        self.last_active = time.monotonic()
+        self.closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._queue: deque[Message] = deque()
+        self._open: list[Message] = []
+        self._interrupt_note: str | None = None
+        self._legacy_cache: tuple[int, bytes] | None = None
+        self._legacy_flush: asyncio.Handle | None = None
+        self._legacy_last_flush = 0.0
+
+    # ---- reading -------------------------------------------------------------------
+
+    @property
+    def is_processing(self) -> bool:
+        """True from the start of a turn until its task has ended."""
+        return self._task is not None
+
+    @property
+    def is_idle(self) -> bool:
+        """No running turn and nobody listening: the expiry sweep may evict it."""
+        return self._task is None and not self.subscribers and not self.legacy_subscribers
+
+    def flags(self) -> dict[str, Any]:
+        """The non-message part of the state, as sent in `state` events."""
+        status = self.env.status
+        return {
+            "is_processing": self.is_processing,
+            "is_loading": status.is_loading,
+            "is_connecting_mcp": status.is_connecting_mcp,
+            "missing_api_key": status.missing_api_key,
+            "network": self.network,
+            "pending_wallet_tx": self.pending_wallet_tx,
+            "queued": len(self._queue),
+        }
+
+    def state(self) -> dict[str, Any]:
+        """The full `WebStateResponse`."""
+        return {
+            "session_id": self.id,
+            "seq": self.log.seq,
+            "messages": self.messages,
+            **self.flags(),
+        }
+
+    def snapshot_frame(self) -> bytes:
+        """A `snapshot` event carrying the full state, numbered with the current seq."""
+        return event_frame(self.log.seq, "snapshot", self.state())
+
+    def legacy_frame(self) -> bytes:
+        """The full state as a legacy frame, serialized once per change for all listeners."""
+        cache = self._legacy_cache
+        if cache is None or cache[0] != self.log.seq:
+            cache = (self.log.seq, state_frame(self.state()))
+            self._legacy_cache = cache
+        return cache[1]
+
+    # ---- subscribers ---------------------------------------------------------------
+
+    def attach(self, subscriber: Subscriber) -> None:
+        """Start delivering this session's changes to `subscriber`."""
+        subscriber.snapshot = (
+            self.snapshot_frame if subscriber.kind is StreamKind.EVENTS else self.legacy_frame
+        )
+        if subscriber.kind is StreamKind.EVENTS:
+            self.subscribers.add(subscriber)
+        else:
+            self.legacy_subscribers.add(subscriber)
+
+    def detach(self, subscriber: Subscriber) -> None:
+        """Stop delivering to `subscriber`; the session may become idle."""
+        self.subscribers.discard(subscriber)
+        self.legacy_subscribers.discard(subscriber)
+        self.last_active = time.monotonic()
+
+    def resume_frames(self, last_event_id: int | None) -> list[bytes]:
+        """What a (re)connecting events stream gets first: the missed events or a snapshot."""
+        if last_event_id is not None:
+            missed = self.log.since(last_event_id)
+            if missed is not None:
+                return missed
+        return [self.snapshot_frame()]
+
+    # ---- changes -------------------------------------------------------------------
+
+    def _emit(self, event_type: str, data: Any) -> None:
+        _, frame = self.log.append(event_type, data)
+        for subscriber in self.subscribers:
+            subscriber.push(frame)
+        sent = len(self.subscribers)
+        if self.legacy_subscribers:
+            self._schedule_legacy_flush()
+        if sent:
+            self.env.hooks.events_sent(sent)
+
+    def _schedule_legacy_flush(self) -> None:
+        if self._legacy_flush is not None:
+            return
+        loop = asyncio.get_running_loop()
+        interval = self.env.settings.legacy_stream_min_interval_ms / 1000
+        delay = max(0.0, self._legacy_last_flush + interval - loop.time())
+        self._legacy_flush = loop.call_later(delay, self._flush_legacy)
+
+    def _flush_legacy(self) -> None:
+        self._legacy_flush = None
+        self._legacy_last_flush = asyncio.get_running_loop().time()
+        frame = self.legacy_frame()
+        for subscriber in self.legacy_subscribers:
+            subscriber.push_state(frame)
+        if self.legacy_subscribers:
+            self.env.hooks.events_sent(len(self.legacy_subscribers))
+
+    def emit_state(self) -> None:
+        """Announce a change of flags, network or readiness."""
+        self._emit("state", self.flags())
+
+    def add_message(self, message: Message) -> Message:
+        """Append a message and announce it."""
+        self.messages.append(message)
+        if message.is_streaming:
+            self._open.append(message)
+        self._emit("tool.call" if message.tool else "message.created", {"message": message})
+        return message
+
+    def add_system_message(self, text: str) -> Message:
+        """Show a system message at once."""
+        return self.add_message(Message(sender="system", content=text))
+
+    def start_agent_message(self) -> Message:
+        """Open an agent message that text deltas will stream into."""
+        return self.add_message(
+            Message(sender="agent", content="", is_streaming=True, status=MessageStatus.STREAMING)
+        )
+
+    def append_text(self, message: Message, text: str) -> None:
+        """Stream a piece of text into an open agent message."""
+        message.content += text
+        self._emit("message.delta", {"id": message.id, "delta": text})
+
+    def finish_message(self, message: Message, status: MessageStatus) -> None:
+        """Close a streaming message with its final status."""
+        if not message.is_streaming:
+            return
+        message.is_streaming = False
+        message.status = status
+        self._open.remove(message)
+        self._emit("tool.result" if message.tool else "message.completed", {"message": message})
+
+    def start_tool(self, call_id: str, name: str, args: dict[str, Any]) -> Message:
+        """Show a tool call as its own message, running."""
+        tool = ToolCallInfo(name=name, args=args, call_id=call_id)
+        return self.add_message(
+            Message(
+                sender="agent",
+                content="",
+                is_streaming=True,
+                status=MessageStatus.STREAMING,
+                tool=tool,
+            )
+        )
+
+    def finish_tool(
+        self, message: Message, *, result: Any = None, error: str | None = None
+    ) -> None:
+        """Record a tool call's result or error."""
+        assert message.tool is not None
+        message.tool.status = ToolStatus.ERROR if error is not None else ToolStatus.SUCCESS
+        message.tool.result = result
+        message.tool.error = error
+        message.is_streaming = False
+        message.status = MessageStatus.ERROR if error is not None else MessageStatus.COMPLETE
+        self._open.remove(message)
+        self._emit("tool.result", {"message": message})
+
+    def set_network(self, network: str) -> None:
+        """Switch this session, and only this session, to another network."""
+        if network != self.network:
+            self.network = network
+            self.emit_state()
+
+    # ---- turns ---------------------------------------------------------------------
+
+    async def submit_chat(self, text: str) -> Message:
+        """Add a user message and run (or queue) the turn that answers it."""
+        self.last_active = time.monotonic()
+        policy = self.env.settings.busy_policy
+        if self._task is not None:
+            if policy is BusyPolicy.REJECT:
+                raise SessionBusy("The agent is still answering; wait, or interrupt it first.")
+            if policy is BusyPolicy.QUEUE:
+                if len(self._queue) >= self.env.settings.max_queued_messages:
+                    raise QueueFull(
+                        "Too many messages are waiting; try again shortly.", retry_after=1
+                    )
+                message = self.add_message(Message(sender="user", content=text))
+                self._queue.append(message)
+                self.emit_state()
+                return message
+            while self._task is not None:
+                await self.interrupt(INTERRUPTED_BY_NEW_MESSAGE)
+        message = self.add_message(Message(sender="user", content=text))
+        self._start(message)
+        return message
+
+    def submit_system(self, text: str) -> Message:
+        """Show a system note; it starts a turn only when the session is idle."""
+        self.last_active = time.monotonic()
+        message = self.add_system_message(text)
+        if self._task is None:
+            self._start(message)
+        return message
+
+    async def interrupt(self, note: str = INTERRUPTED_BY_USER) -> None:
+        """Cancel the running turn and wait until it has ended; harmless when idle."""
+        task = self._task
+        if task is None:
+            return
+        self._queue.clear()
+        if self._interrupt_note is None:
+            self._interrupt_note = note
+        task.cancel()
+        await asyncio.wait([task])
+
+    async def close(self, reason: str) -> None:
+        """End the session: stop its turn, tell its streams, and let them finish."""
+        if self.closed:
+            return
+        self._interrupt_note = ""
+        await self.interrupt()
+        self.closed = True
+        if self._legacy_flush is not None:
+            self._legacy_flush.cancel()
+            self._legacy_flush = None
+        self._emit("session.closed", {"reason": reason})
+        frame = self.legacy_frame()
+        for subscriber in self.legacy_subscribers:
+            subscriber.push_state(frame)
+        for subscriber in (*self.subscribers, *self.legacy_subscribers):
+            subscriber.close()
+
+    def _start(self, trigger: Message) -> None:
+        self._interrupt_note = None
+        self._task = asyncio.create_task(self._run(trigger), name=f"turn-{redact(self.id)}")
+        self.env.hooks.turn_started()
+        self.emit_state()
+
+    async def _run(self, trigger: Message | None) -> None:
+        runner = self.env.runner
+        try:
+            while trigger is not None:
+                await runner.run_turn(self, trigger)
+                trigger = self._queue.popleft() if self._queue else None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            self._finish_open(MessageStatus.INTERRUPTED)
+            if self._interrupt_note:
+                self.add_system_message(self._interrupt_note)
+        except Exception:
+            log.exception("turn failed", extra={"session": redact(self.id)})
+            self._finish_open(MessageStatus.ERROR)
+            self.add_system_message("The agent failed unexpectedly; you can send another message.")
+        finally:
+            self._queue.clear()
+            self._task = None
+            self.last_active = time.monotonic()
+            self.env.hooks.turn_ended()
+            if not self.closed:
+                self.emit_state()
+
+    def _finish_open(self, status: MessageStatus) -> None:
+        for message in list(self._open):
+            if message.tool is not None and message.tool.status is ToolStatus.RUNNING:
+                message.tool.status = ToolStatus.INTERRUPTED
+                message.tool.error = "interrupted"
+            self.finish_message(message, status)

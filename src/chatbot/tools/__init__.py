@@ -1,0 +1,1 @@
+"""Tools the agent can call on a session's behalf."""

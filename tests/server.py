@@ -1,0 +1,92 @@
+"""The real server under test: `python -m chatbot serve` on 127.0.0.1, an ephemeral port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+
+READY_LINE = b"Uvicorn running on"
+
+
+def free_port() -> int:
+    """A port the kernel just handed out and released."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    """A server process and what the tests need to reach it."""
+
+    url: str
+    process: asyncio.subprocess.Process
+    log: list[bytes] = field(default_factory=list)
+
+    def client(self, **kwargs: object) -> httpx.AsyncClient:
+        """An HTTP client for this server (a real socket: SSE is not buffered)."""
+        return httpx.AsyncClient(base_url=self.url, timeout=httpx.Timeout(15.0), **kwargs)  # type: ignore[arg-type]
+
+    def log_text(self) -> str:
+        """What the server logged so far."""
+        return b"".join(self.log).decode(errors="replace")
+
+
+@asynccontextmanager
+async def run_server(**env: str) -> AsyncIterator[RunningServer]:
+    """Start the server with these settings, wait until it listens, stop it afterwards."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "BACKEND_HOST": "127.0.0.1",
+        "BACKEND_PORT": str(port),
+        "LLM_PROVIDER": "scripted",
+        **env,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chatbot",
+        "serve",
+        env=environment,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    server = RunningServer(url=f"http://127.0.0.1:{port}", process=process)
+    assert process.stderr is not None
+    stderr = process.stderr
+
+    async def ready() -> None:
+        while line := await stderr.readline():
+            server.log.append(line)
+            if READY_LINE in line:
+                return
+        raise RuntimeError("server exited before listening:\n" + server.log_text())
+
+    await asyncio.wait_for(ready(), timeout=30)
+
+    async def drain() -> None:
+        while line := await stderr.readline():
+            server.log.append(line)
+
+    drainer = asyncio.create_task(drain())
+    try:
+        yield server
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        await drainer
