@@ -31,6 +31,28 @@ class RunningServer:
     url: str
     process: asyncio.subprocess.Process
     log: list[bytes] = field(default_factory=list)
+    _logged: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def record(self, line: bytes) -> None:
+        """Keep a log line and wake whoever waits for one."""
+        self.log.append(line)
+        self._logged.set()
+
+    async def wait_for_log(self, text: str, *, after: int = 0, timeout: float = 15.0) -> str:
+        """The first log line from index `after` on that contains `text`, once it is written."""
+
+        async def scan() -> str:
+            index = after
+            while True:
+                while index < len(self.log):
+                    line = self.log[index].decode(errors="replace")
+                    index += 1
+                    if text in line:
+                        return line
+                self._logged.clear()
+                await self._logged.wait()
+
+        return await asyncio.wait_for(scan(), timeout)
 
     def client(self, **kwargs: object) -> httpx.AsyncClient:
         """An HTTP client for this server (a real socket: SSE is not buffered)."""
@@ -67,7 +89,7 @@ async def run_server(**env: str) -> AsyncIterator[RunningServer]:
 
     async def ready() -> None:
         while line := await stderr.readline():
-            server.log.append(line)
+            server.record(line)
             if READY_LINE in line:
                 return
         raise RuntimeError("server exited before listening:\n" + server.log_text())
@@ -76,7 +98,7 @@ async def run_server(**env: str) -> AsyncIterator[RunningServer]:
 
     async def drain() -> None:
         while line := await stderr.readline():
-            server.log.append(line)
+            server.record(line)
 
     drainer = asyncio.create_task(drain())
     try:
