@@ -51,13 +51,13 @@ class ToolCallInfo:
     error: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Message:
     """One entry of a conversation; a tool call is an agent message with `tool` set."""
 
+    id: str = field(default_factory=new_message_id)
     sender: Sender
     content: str
-    id: str = field(default_factory=new_message_id)
     timestamp: str = field(default_factory=utc_timestamp)
     is_streaming: bool = False
     status: MessageStatus = MessageStatus.COMPLETE
