@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from starlette.responses import Response
 
 from chatbot.agent.providers import build_provider
@@ -42,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await manager.stop()
 
-    app = FastAPI(
+    # The docs pages are served from the package, not a CDN: they work offline.
+    app = FastAPIOffline(
         title="chatbot",
         version="0.1.0",
         description=DESCRIPTION,
