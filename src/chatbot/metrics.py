@@ -33,6 +33,9 @@ class Metrics:
             registry=self.registry,
         )
 
+        for kind in ("events", "legacy"):
+            self.streams_open.labels(kind)
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

@@ -30,6 +30,9 @@ STATUS: dict[type[errors.ChatbotError], int] = {
     errors.UnknownNetwork: 400,
 }
 
+# FastAPI's detail for a body it could not decode at all (invalid UTF-8, nesting too deep).
+_FASTAPI_UNPARSABLE_BODY = "There was an error parsing the body"
+
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -83,6 +86,8 @@ async def _on_validation_error(request: Request, error: Exception) -> JsonRespon
 async def _on_http_error(request: Request, error: Exception) -> JsonResponse:
     assert isinstance(error, HTTPException)
     code = _HTTP_CODES.get(error.status_code, "http_error")
+    if error.status_code == 400 and error.detail == _FASTAPI_UNPARSABLE_BODY:
+        code = "invalid_json"
     response = error_response(error.status_code, code, str(error.detail))
     if error.headers:
         response.headers.update(error.headers)
@@ -90,7 +95,9 @@ async def _on_http_error(request: Request, error: Exception) -> JsonResponse:
 
 
 async def _on_unexpected(request: Request, error: Exception) -> JsonResponse:
-    log.exception("unhandled error", extra={"path": request.url.path})
+    route = request.scope.get("route")
+    # The route template, never the concrete path: paths carry full session ids.
+    log.exception("unhandled error", extra={"route": getattr(route, "path", "?")})
     return error_response(500, "internal_error", "Something went wrong on the server.")
 
 

@@ -118,6 +118,11 @@ async def mcp_command(body: McpCommandRequest, request: Request) -> JsonResponse
     session = await _writable_session(request, body.session_id)
     result = command(session)
     return JsonResponse(
-        {"success": result.success, "message": result.message, "data": result.data},
+        {
+            "success": result.success,
+            "message": result.message,
+            "data": result.data,
+            "session_id": session.id,
+        },
         headers={"X-Session-Id": session.id},
     )

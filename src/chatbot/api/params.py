@@ -5,7 +5,13 @@ from __future__ import annotations
 from fastapi import Request
 
 from chatbot.config import Settings
-from chatbot.errors import EmptyMessage, InvalidSessionId, MessageTooLong, MissingSessionId
+from chatbot.errors import (
+    EmptyMessage,
+    InvalidInput,
+    InvalidSessionId,
+    MessageTooLong,
+    MissingSessionId,
+)
 from chatbot.sessions.ids import is_valid_session_id
 from chatbot.sessions.manager import SessionManager
 
@@ -44,6 +50,11 @@ def message_text(request: Request, text: str) -> str:
     """The message, checked against emptiness and MAX_MESSAGE_LENGTH."""
     if not text.strip():
         raise EmptyMessage("The message is empty.")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput("The message contains invalid Unicode (a lone surrogate).") from None
     limit = settings_of(request).max_message_length
     if len(text) > limit:
         raise MessageTooLong(f"The message is longer than {limit} characters.")

@@ -172,6 +172,7 @@ class McpCommandResponse(BaseModel):
     success: bool
     message: str
     data: Any = None
+    session_id: str | None = Field(default=None, description="The session it applied to.")
 
 
 class ErrorDetail(BaseModel):

@@ -66,7 +66,7 @@ def _last_event_id(request: Request, given: str | None) -> int | None:
     raw = given if given is not None else request.headers.get("last-event-id")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise InvalidInput("Last-Event-ID must be the decimal seq of an event.")
     return int(raw)
 

@@ -40,8 +40,8 @@ class EventLog:
 
     def append(self, event_type: str, data: Any) -> tuple[int, bytes]:
         """Number and serialize an event, keep it for replay, and return its frame."""
+        frame = event_frame(self.seq + 1, event_type, data)  # may raise: number only after
         self.seq += 1
-        frame = event_frame(self.seq, event_type, data)
         self._frames.append((self.seq, frame))
         return self.seq, frame
 
