@@ -423,7 +423,10 @@ BAD_REQUESTS = [
     *(
         pytest.param(
             Bad(
-                "GET", f"/api/sessions/{TARGET}/events?last_event_id={raw}", 422, "invalid_request"
+                "GET",
+                f"/api/sessions/{TARGET}/events?last_event_id={raw}",
+                400,
+                "invalid_last_event_id",
             ),
             id=f"bad-last-event-id-query-{name}",
         )
@@ -433,8 +436,8 @@ BAD_REQUESTS = [
         Bad(
             "GET",
             f"/api/sessions/{TARGET}/events",
-            422,
-            "invalid_request",
+            400,
+            "invalid_last_event_id",
             headers=(("last-event-id", "²".encode("latin-1")),),
         ),
         id="bad-last-event-id-header-superscript-two",

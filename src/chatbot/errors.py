@@ -21,6 +21,10 @@ class InvalidInput(ChatbotError):
     code = "invalid_request"
 
 
+class InvalidLastEventId(ChatbotError):
+    code = "invalid_last_event_id"
+
+
 class InvalidSessionId(ChatbotError):
     code = "invalid_session_id"
 

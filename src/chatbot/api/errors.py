@@ -18,6 +18,7 @@ log = logging.getLogger("chatbot.api")
 STATUS: dict[type[errors.ChatbotError], int] = {
     errors.InvalidInput: 422,
     errors.InvalidSessionId: 400,
+    errors.InvalidLastEventId: 400,
     errors.MissingSessionId: 400,
     errors.EmptyMessage: 422,
     errors.MessageTooLong: 413,

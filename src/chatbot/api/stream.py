@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from chatbot.api.params import manager_of, required_session_id
 from chatbot.api.schemas import errors_doc, sse_doc
-from chatbot.errors import InvalidInput
+from chatbot.errors import InvalidLastEventId
 from chatbot.sessions.events import StreamKind, Subscriber
 from chatbot.sessions.manager import SessionManager
 
@@ -67,7 +67,7 @@ def _last_event_id(request: Request, given: str | None) -> int | None:
     if raw is None or raw == "":
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise InvalidInput("Last-Event-ID must be the decimal seq of an event.")
+        raise InvalidLastEventId("Last-Event-ID must be the decimal seq of an event.")
     return int(raw)
 
 

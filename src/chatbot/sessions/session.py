@@ -110,7 +110,7 @@ class Session:
             "missing_api_key": status.missing_api_key,
             "network": self.network,
             "pending_wallet_tx": self.pending_wallet_tx,
-            "queued": len(self._queue),
+            "queued": list(self._queue),
         }
 
     def state(self) -> dict[str, Any]:
@@ -260,25 +260,30 @@ class Session:
     # ---- turns ---------------------------------------------------------------------
 
     async def submit_chat(self, text: str) -> Message:
-        """Add a user message and run (or queue) the turn that answers it."""
+        """Add a user message and run the turn that answers it, or queue it."""
         self.last_active = time.monotonic()
         policy = self.env.settings.busy_policy
         if self._task is not None:
             if policy is BusyPolicy.REJECT:
                 raise SessionBusy("The agent is still answering; wait, or interrupt it first.")
             if policy is BusyPolicy.QUEUE:
-                if len(self._queue) >= self.env.settings.max_queued_messages:
-                    raise QueueFull(
-                        "Too many messages are waiting; try again shortly.", retry_after=1
-                    )
-                message = self.add_message(Message(sender="user", content=text))
-                self._queue.append(message)
-                self.emit_state()
-                return message
+                return self._enqueue(Message(sender="user", content=text))
             while self._task is not None:
                 await self.interrupt(INTERRUPTED_BY_NEW_MESSAGE)
         message = self.add_message(Message(sender="user", content=text))
         self._start(message)
+        return message
+
+    def _enqueue(self, message: Message) -> Message:
+        """Hold a message until the running turn ends; it shows in `queued` meanwhile.
+
+        It joins the transcript only when its own turn starts, so the transcript reads
+        in order and the model never sees a message sent after the one it answers.
+        """
+        if len(self._queue) >= self.env.settings.max_queued_messages:
+            raise QueueFull("Too many messages are waiting; try again shortly.", retry_after=1)
+        self._queue.append(message)
+        self.emit_state()
         return message
 
     def submit_system(self, text: str) -> Message:
@@ -294,7 +299,6 @@ class Session:
         task = self._task
         if task is None:
             return
-        self._queue.clear()
         if self._interrupt_note is None:
             self._interrupt_note = note
         task.cancel()
@@ -319,38 +323,56 @@ class Session:
 
     def _start(self, trigger: Message) -> None:
         self._interrupt_note = None
-        self._task = asyncio.create_task(self._run(trigger), name=f"turn-{redact(self.id)}")
+        task = asyncio.create_task(self._run(trigger), name=f"turn-{redact(self.id)}")
+        # Clean-up lives in a done-callback, not in `finally`: a task cancelled before
+        # its first step never runs its body at all.
+        task.add_done_callback(self._turn_done)
+        self._task = task
         self.env.hooks.turn_started()
         self.emit_state()
 
-    async def _run(self, trigger: Message | None) -> None:
+    async def _run(self, trigger: Message) -> None:
         runner = self.env.runner
         try:
-            while trigger is not None:
+            while True:
                 await runner.run_turn(self, trigger)
-                trigger = self._queue.popleft() if self._queue else None
+                if not self._queue:
+                    return
+                trigger = self.add_message(self._queue.popleft())
+                self.emit_state()
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-            self._finish_open(MessageStatus.INTERRUPTED)
-            if self._interrupt_note:
-                self.add_system_message(self._interrupt_note)
+            self._wind_up(MessageStatus.INTERRUPTED, self._interrupt_note)
         except Exception:
             log.exception("turn failed", extra={"session": redact(self.id)})
-            self._finish_open(MessageStatus.ERROR)
-            self.add_system_message("The agent failed unexpectedly; you can send another message.")
-        finally:
-            self._queue.clear()
-            self._task = None
-            self.last_active = time.monotonic()
-            self.env.hooks.turn_ended()
-            if not self.closed:
-                self.emit_state()
+            self._wind_up(
+                MessageStatus.ERROR,
+                "The agent failed unexpectedly; you can send another message.",
+            )
 
-    def _finish_open(self, status: MessageStatus) -> None:
+    def _turn_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():  # cancelled before its first step
+            self._wind_up(MessageStatus.INTERRUPTED, self._interrupt_note)
+        self._task = None
+        self.last_active = time.monotonic()
+        self.env.hooks.turn_ended()
+        if not self.closed:
+            self.emit_state()
+
+    def _wind_up(self, status: MessageStatus, note: str | None) -> None:
+        """End a turn early: close open messages, keep queued ones, say why."""
         for message in list(self._open):
             if message.tool is not None and message.tool.status is ToolStatus.RUNNING:
                 message.tool.status = ToolStatus.INTERRUPTED
                 message.tool.error = "interrupted"
             self.finish_message(message, status)
+        # Messages still waiting are kept in the transcript, marked unanswered,
+        # so nothing the user wrote ever vanishes.
+        while self._queue:
+            waiting = self._queue.popleft()
+            waiting.status = MessageStatus.INTERRUPTED
+            self.add_message(waiting)
+        if note:
+            self.add_system_message(note)

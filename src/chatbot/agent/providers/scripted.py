@@ -29,6 +29,7 @@ from chatbot.agent.providers.base import (
 from chatbot.sessions.messages import Message
 
 _TOKEN = re.compile(r"\s*\S+|\s+")
+BURST = 32
 
 
 def tokenize(text: str) -> list[str]:
@@ -57,7 +58,9 @@ class ScriptedProvider:
         else:
             reply = self.reply.replace("{message}", text)
         for index, token in enumerate(tokenize(reply)):
-            if self.delay and index:
+            # At 0 tokens/s it still yields to the loop every BURST tokens, so other
+            # sessions keep moving while one streams as fast as it can.
+            if index and (self.delay or index % BURST == 0):
                 await asyncio.sleep(self.delay)
             yield TextDelta(token)
 
