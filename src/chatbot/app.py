@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from starlette.responses import Response
 
-from chatbot.agent.providers import build_provider
+from chatbot.agent.providers import build_backend
 from chatbot.agent.runtime import AgentRuntime
 from chatbot.api import legacy, sessions, stream
 from chatbot.api.errors import install_error_handlers
@@ -18,7 +20,8 @@ from chatbot.api.limits import BodySizeLimit
 from chatbot.config import Settings
 from chatbot.metrics import Metrics
 from chatbot.sessions.manager import SessionManager
-from chatbot.tools.base import NoTools
+
+log = logging.getLogger("chatbot")
 
 DESCRIPTION = """
 Multi-user Ethereum agent chat. Every session (every browser tab) has its own
@@ -32,15 +35,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; one agent and one session registry per process, made here."""
     settings = settings or Settings()
     metrics = Metrics()
-    runtime = AgentRuntime(build_provider(settings), NoTools())
+    backend = build_backend(settings)
+    runtime = AgentRuntime(backend, settings)
     manager = SessionManager(settings, runtime, metrics)
+    manager.status.missing_api_key = backend.missing_key is not None
+    manager.status.is_loading = backend.load is not None
+
+    async def load_model() -> None:
+        try:
+            await runtime.load()
+        except Exception:
+            log.exception("model failed to load", extra={"provider": backend.name.value})
+        finally:
+            manager.set_status(is_loading=False)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager.start()
+        # The model loads while the server already answers: sessions see is_loading.
+        loading = asyncio.create_task(load_model()) if backend.load is not None else None
         try:
             yield
         finally:
+            if loading is not None:
+                loading.cancel()
             await manager.stop()
 
     # The docs pages are served from the package, not a CDN: they work offline.

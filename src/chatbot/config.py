@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chatbot.sessions.ids import is_valid_session_id
@@ -17,6 +17,15 @@ class BusyPolicy(StrEnum):
     REJECT = "reject"
     QUEUE = "queue"
     INTERRUPT = "interrupt"
+
+
+class ProviderName(StrEnum):
+    """Where the agent's model runs."""
+
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+    LOCAL = "local"
+    SCRIPTED = "scripted"
 
 
 class Network(BaseModel):
@@ -39,9 +48,26 @@ class Settings(BaseSettings):
     backend_port: int = Field(default=8080, ge=0, le=65535)
     log_level: str = "info"
 
-    llm_provider: str = "scripted"
+    llm_provider: ProviderName | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_model: str = "claude-sonnet-5-5"
+    anthropic_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-6.2-sol"
+    openai_base_url: str | None = None
+    local_model_path: str | None = None
+    local_context_tokens: int = Field(default=2048, ge=256)
+    local_threads: int | None = Field(default=None, ge=1)
     scripted_reply: str = "You said: {message}"
     scripted_tokens_per_second: float = Field(default=20.0, ge=0)
+
+    llm_max_output_tokens: int = Field(default=1024, ge=16)
+    llm_context_tokens: int | None = Field(default=None, ge=256)
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=3, ge=0, le=10)
+    llm_retry_initial_seconds: float = Field(default=0.5, ge=0)
+    llm_retry_max_seconds: float = Field(default=8.0, ge=0)
+    max_tool_rounds: int = Field(default=8, ge=1)
 
     session_timeout_seconds: float = Field(default=1800.0, gt=0)
     cleanup_interval_seconds: float = Field(default=300.0, gt=0)
@@ -83,6 +109,17 @@ class Settings(BaseSettings):
         if value is not None and not is_valid_session_id(value):
             raise ValueError("DEFAULT_SESSION_ID must be 1-128 characters of [A-Za-z0-9_-]")
         return value
+
+    @property
+    def provider(self) -> ProviderName:
+        """LLM_PROVIDER, or the first of anthropic/openai whose key is set, else local."""
+        if self.llm_provider is not None:
+            return self.llm_provider
+        if self.anthropic_api_key is not None:
+            return ProviderName.ANTHROPIC
+        if self.openai_api_key is not None:
+            return ProviderName.OPENAI
+        return ProviderName.LOCAL
 
     @property
     def initial_network(self) -> str:

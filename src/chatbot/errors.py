@@ -49,6 +49,10 @@ class SessionBusy(ChatbotError):
     code = "session_busy"
 
 
+class ModelUnavailable(ChatbotError):
+    code = "missing_api_key"
+
+
 class QueueFull(ChatbotError):
     code = "queue_full"
 

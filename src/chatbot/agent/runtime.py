@@ -1,67 +1,201 @@
-"""The turn loop: step the model, stream its text into the session, run its tool calls.
+"""The turn loop: pydantic-ai's agent graph, its stream events mapped onto the session.
 
-It is provider-independent and HTTP-independent: it reads the session's history and
-writes changes through the session's methods, which turn them into events.
+One `Agent` per process. Each turn runs it with that session's history and context
+(network); text deltas stream into an agent message, tool calls become their own
+messages. Cancelling the turn's task unwinds pydantic-ai's stream context managers,
+which close the upstream HTTP response (or stop the local generation).
 """
 
 from __future__ import annotations
 
-from chatbot.agent.providers.base import (
-    ModelRequest,
-    Provider,
-    ProviderError,
-    TextDelta,
-    ToolCallRequest,
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.capabilities import ProcessHistory
+from pydantic_ai.exceptions import (
+    AgentRunError,
+    ModelAPIError,
+    ModelHTTPError,
+    UsageLimitExceeded,
 )
+from pydantic_ai.messages import (
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
+    PartDeltaEvent,
+    PartEndEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    ToolCallPart,
+)
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import UsageLimits
+
+from chatbot.agent.history import context_trimmer, to_model_messages
+from chatbot.agent.prompts import SYSTEM_PROMPT, session_context
+from chatbot.agent.providers import ModelBackend
+from chatbot.config import Settings
+from chatbot.errors import ModelUnavailable
+from chatbot.sessions.ids import redact
 from chatbot.sessions.messages import Message, MessageStatus
 from chatbot.sessions.session import Session
-from chatbot.tools.base import Toolbox, ToolError
+
+log = logging.getLogger("chatbot.agent")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDeps:
+    """Per-turn context handed to instructions and tools: never shared between sessions."""
+
+    session_id: str
+    network: str
+    chain_id: int
 
 
 class AgentRuntime:
-    """One agent per process; each turn runs with one session's history and network."""
+    """The process's one agent; `run_turn` runs it for one session at a time."""
 
-    def __init__(self, provider: Provider, toolbox: Toolbox, max_steps: int = 8) -> None:
-        self.provider = provider
-        self.toolbox = toolbox
-        self.max_steps = max_steps
+    def __init__(self, backend: ModelBackend, settings: Settings) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.ready = asyncio.Event()
+        if backend.load is None:
+            self.ready.set()
+        budget = (
+            backend.context_tokens
+            - settings.llm_max_output_tokens
+            - len(SYSTEM_PROMPT) // 4
+            - 200  # the session context line and tool definitions
+        )
+        self.agent: Agent[TurnDeps, str] = Agent(
+            deps_type=TurnDeps,
+            instructions=SYSTEM_PROMPT,
+            capabilities=[ProcessHistory(context_trimmer(max(budget, 256)))],
+            model_settings=ModelSettings(max_tokens=settings.llm_max_output_tokens),
+        )
+        self.agent.instructions(self._session_context)
+
+    @staticmethod
+    def _session_context(ctx: RunContext[TurnDeps]) -> str:
+        return session_context(ctx.deps.network, ctx.deps.chain_id)
+
+    async def load(self) -> None:
+        """Start-up work of the model (loading weights); turns wait for it."""
+        try:
+            if self.backend.load is not None:
+                await self.backend.load()
+        finally:
+            self.ready.set()
+
+    def check_available(self) -> None:
+        """Refuse work the model cannot do: its API key is missing."""
+        if self.backend.missing_key is not None:
+            raise ModelUnavailable(
+                f"LLM_PROVIDER={self.backend.name.value} needs {self.backend.missing_key}; "
+                "set it and restart the server.",
+                retry_after=60,
+            )
 
     async def run_turn(self, session: Session, trigger: Message) -> None:
-        """Answer `trigger`: model steps and tool calls until the model is done."""
-        for _ in range(self.max_steps):
-            calls = await self._step(session)
-            if not calls:
-                return
-            for call in calls:
-                await self._run_tool(session, call)
-        session.add_system_message(f"Stopped after {self.max_steps} rounds of tool calls.")
-
-    async def _step(self, session: Session) -> list[ToolCallRequest]:
-        request = ModelRequest(history=tuple(session.messages), network=session.network)
-        message: Message | None = None
-        calls: list[ToolCallRequest] = []
+        """Answer `trigger`: stream the model's reply, run its tool calls, until done."""
+        await self.ready.wait()
+        model = self.backend.model
+        assert model is not None, "check_available() guards turns without a model"
+        network = self.settings.networks[session.network]
+        deps = TurnDeps(session.id, session.network, network.chain_id)
+        turn = _TurnWriter(session)
+        limits = UsageLimits(request_limit=self.settings.max_tool_rounds + 1)
         try:
-            async for event in self.provider.stream(request):
-                if isinstance(event, TextDelta):
-                    if message is None:
-                        message = session.start_agent_message()
-                    session.append_text(message, event.text)
-                else:
-                    calls.append(event)
-        except ProviderError as error:
-            if message is not None:
-                session.finish_message(message, MessageStatus.ERROR)
-            session.add_system_message(f"The model failed: {error}")
-            return []
-        if message is not None:
-            session.finish_message(message, MessageStatus.COMPLETE)
-        return calls
-
-    async def _run_tool(self, session: Session, call: ToolCallRequest) -> None:
-        message = session.start_tool(call.call_id, call.name, call.args)
-        try:
-            result = await self.toolbox.call(call.name, call.args, network=session.network)
-        except ToolError as error:
-            session.finish_tool(message, error=str(error))
+            async with self.agent.iter(
+                message_history=to_model_messages(session.messages),
+                deps=deps,
+                model=model,
+                usage_limits=limits,
+            ) as run:
+                async for node in run:
+                    if Agent.is_model_request_node(node) or Agent.is_call_tools_node(node):
+                        async with node.stream(run.ctx) as events:
+                            async for event in events:
+                                turn.apply(event)
+        except UsageLimitExceeded:
+            turn.close(MessageStatus.COMPLETE)
+            session.add_system_message(
+                f"Stopped after {self.settings.max_tool_rounds} rounds of tool calls."
+            )
+        except AgentRunError as error:
+            turn.close(MessageStatus.ERROR)
+            log.warning(
+                "model failed",
+                extra={"session": redact(session.id), "error": type(error).__name__},
+            )
+            session.add_system_message(describe_failure(error))
         else:
-            session.finish_tool(message, result=result)
+            turn.close(MessageStatus.COMPLETE)
+
+
+class _TurnWriter:
+    """Applies pydantic-ai stream events to the session, one open text message at a time."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.text: Message | None = None
+        self.tools: dict[str, Message] = {}
+
+    def apply(self, event: Any) -> None:
+        if isinstance(event, PartStartEvent):
+            self.close(MessageStatus.COMPLETE)
+            if isinstance(event.part, TextPart):
+                self._write(event.part.content)
+        elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+            self._write(event.delta.content_delta)
+        elif isinstance(event, PartEndEvent) and isinstance(event.part, TextPart):
+            self.close(MessageStatus.COMPLETE)
+        elif isinstance(event, FunctionToolCallEvent):
+            call = event.part
+            self.tools[call.tool_call_id] = self.session.start_tool(
+                call.tool_call_id, call.tool_name, _args(call)
+            )
+        elif isinstance(event, FunctionToolResultEvent):
+            message = self.tools.pop(event.part.tool_call_id, None)
+            if message is None:
+                return
+            result = event.part
+            if getattr(result, "outcome", "success") == "success":
+                self.session.finish_tool(message, result=getattr(result, "content", None))
+            else:
+                self.session.finish_tool(message, error=result.model_response_str())
+
+    def _write(self, text: str) -> None:
+        if not text:
+            return  # an agent message appears with its first character, never empty
+        if self.text is None:
+            self.text = self.session.start_agent_message()
+        self.session.append_text(self.text, text)
+
+    def close(self, status: MessageStatus) -> None:
+        """Finish the open text message, if any."""
+        if self.text is not None:
+            self.session.finish_message(self.text, status)
+            self.text = None
+
+
+def _args(call: ToolCallPart) -> dict[str, Any]:
+    try:
+        return call.args_as_dict()
+    except ValueError:
+        return {"arguments": call.args_as_json_str()}
+
+
+def describe_failure(error: AgentRunError) -> str:
+    """A sentence for the user; never the provider's raw body (nor anything secret)."""
+    if isinstance(error, ModelHTTPError):
+        return (
+            f"The model provider answered HTTP {error.status_code} and did not recover "
+            "after retries. You can send your message again."
+        )
+    if isinstance(error, ModelAPIError):
+        return f"The model failed: {error.message}"
+    return "The model answered in a way the agent could not use. Please try again."

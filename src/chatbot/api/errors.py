@@ -25,6 +25,7 @@ STATUS: dict[type[errors.ChatbotError], int] = {
     errors.SessionNotFound: 404,
     errors.SessionBusy: 409,
     errors.QueueFull: 429,
+    errors.ModelUnavailable: 503,
     errors.TooManySessions: 503,
     errors.TooManyStreams: 503,
     errors.UnknownCommand: 400,

@@ -26,6 +26,9 @@ log = logging.getLogger("chatbot.session")
 class TurnRunner(Protocol):
     """Runs one agent turn against a session (the agent runtime implements this)."""
 
+    def check_available(self) -> None:
+        """Raise a `ChatbotError` when no turn can run at all (e.g. a missing API key)."""
+
     async def run_turn(self, session: Session, trigger: Message) -> None:
         """Produce the agent's reply to `trigger`, writing it into `session` as it streams."""
 
@@ -261,6 +264,7 @@ class Session:
 
     async def submit_chat(self, text: str) -> Message:
         """Add a user message and run the turn that answers it, or queue it."""
+        self.env.runner.check_available()
         self.last_active = time.monotonic()
         policy = self.env.settings.busy_policy
         if self._task is not None:
@@ -288,6 +292,7 @@ class Session:
 
     def submit_system(self, text: str) -> Message:
         """Show a system note; it starts a turn only when the session is idle."""
+        self.env.runner.check_available()
         self.last_active = time.monotonic()
         message = self.add_system_message(text)
         if self._task is None:

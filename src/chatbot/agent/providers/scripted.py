@@ -1,35 +1,30 @@
-"""A deterministic provider for tests, demos and benchmarks.
+"""A deterministic model for tests, demos and benchmarks, driven through pydantic-ai.
 
 It answers the latest user message (or system note) with `SCRIPTED_REPLY`, where
 `{message}` stands for that message's text, streamed word by word at
 `SCRIPTED_TOKENS_PER_SECOND` (0: as fast as possible). Two directives let a message
-script other behaviour through the same interface the real providers use:
+script other behaviour through the same agent loop the real models use:
 
 - `/tool NAME {"json": "args"}`: call tool NAME with those arguments, then report
   what it returned (or how it failed).
-- `/error TEXT`: fail the model step with TEXT, as a provider error would.
+- `/error TEXT`: fail the model request with TEXT, as a provider error would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator
 
 import orjson
+from pydantic_ai.exceptions import ModelAPIError
+from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
-from chatbot.agent.providers.base import (
-    ModelRequest,
-    ProviderError,
-    ProviderEvent,
-    TextDelta,
-    ToolCallRequest,
-)
-from chatbot.sessions.messages import Message
-
-_TOKEN = re.compile(r"\s*\S+|\s+")
+MODEL_NAME = "scripted"
 BURST = 32
+_TOKEN = re.compile(r"\s*\S+|\s+")
+_SYSTEM_NOTE = re.compile(r"^<system>(.*)</system>$", re.DOTALL)
 
 
 def tokenize(text: str) -> list[str]:
@@ -37,59 +32,63 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-class ScriptedProvider:
-    """Streams a templated reply, a scripted tool call, or a scripted error."""
+def scripted_model(reply: str, tokens_per_second: float) -> FunctionModel:
+    """The scripted provider as a pydantic-ai model."""
+    delay = 1.0 / tokens_per_second if tokens_per_second > 0 else 0.0
 
-    def __init__(self, reply: str, tokens_per_second: float) -> None:
-        self.reply = reply
-        self.delay = 1.0 / tokens_per_second if tokens_per_second > 0 else 0.0
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
-        """Stream the reply to the conversation's latest input."""
-        trigger, results = _latest_input(request.history)
-        text = trigger.content if trigger is not None else ""
+    async def stream(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | DeltaToolCalls]:
+        last = messages[-1]
+        results = [part for part in last.parts if isinstance(part, ToolReturnPart)]
+        text = _latest_input(messages)
         if text.startswith("/error"):
-            raise ProviderError(text.removeprefix("/error").strip() or "scripted error")
-        if text.startswith("/tool "):
-            if not results:
-                yield _tool_call(text)
-                return
-            reply = "\n".join(_describe(result) for result in results)
+            raise ModelAPIError(MODEL_NAME, text.removeprefix("/error").strip() or "scripted error")
+        if text.startswith("/tool ") and not results:
+            yield _tool_call(text)
+            return
+        if results:
+            answer = "\n".join(_describe(result) for result in results)
         else:
-            reply = self.reply.replace("{message}", text)
-        for index, token in enumerate(tokenize(reply)):
+            answer = reply.replace("{message}", text)
+        for index, token in enumerate(tokenize(answer)):
             # At 0 tokens/s it still yields to the loop every BURST tokens, so other
             # sessions keep moving while one streams as fast as it can.
-            if index and (self.delay or index % BURST == 0):
-                await asyncio.sleep(self.delay)
-            yield TextDelta(token)
+            if index and (delay or index % BURST == 0):
+                await asyncio.sleep(delay)
+            yield token
+
+    return FunctionModel(stream_function=stream, model_name=MODEL_NAME)
 
 
-def _latest_input(history: Sequence[Message]) -> tuple[Message | None, list[Message]]:
-    """The newest user or system message, and the tool results that came after it."""
-    results: list[Message] = []
-    for message in reversed(history):
-        if message.tool is not None:
-            results.append(message)
-        elif message.sender != "agent":
-            return message, results[::-1]
-    return None, results[::-1]
+def _latest_input(messages: list[ModelMessage]) -> str:
+    """The newest user prompt or system note, as the user wrote it."""
+    for message in reversed(messages):
+        if not isinstance(message, ModelRequest):
+            continue
+        for part in reversed(message.parts):
+            if isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                note = _SYSTEM_NOTE.match(part.content)
+                return note.group(1) if note else part.content
+    return ""
 
 
-def _tool_call(directive: str) -> ToolCallRequest:
+def _tool_call(directive: str) -> DeltaToolCalls:
     name, _, raw_args = directive.removeprefix("/tool ").strip().partition(" ")
     try:
-        args: Any = orjson.loads(raw_args) if raw_args.strip() else {}
+        args = orjson.loads(raw_args) if raw_args.strip() else {}
     except orjson.JSONDecodeError as error:
-        raise ProviderError(f"scripted /tool arguments are not JSON: {error}") from None
+        raise ModelAPIError(MODEL_NAME, f"/tool arguments are not JSON: {error}") from None
     if not isinstance(args, dict):
-        raise ProviderError("scripted /tool arguments must be a JSON object")
-    return ToolCallRequest(call_id=f"call_{name}", name=name, args=args)
+        raise ModelAPIError(MODEL_NAME, "/tool arguments must be a JSON object")
+    return {
+        0: DeltaToolCall(
+            name=name, json_args=orjson.dumps(args).decode(), tool_call_id=f"call_{name}"
+        )
+    }
 
 
-def _describe(result: Message) -> str:
-    tool = result.tool
-    assert tool is not None
-    if tool.error is not None:
-        return f"Tool {tool.name} failed: {tool.error}"
-    return f"Tool {tool.name} returned: {orjson.dumps(tool.result).decode()}"
+def _describe(result: ToolReturnPart) -> str:
+    if result.outcome != "success":
+        return f"Tool {result.tool_name} failed: {result.model_response_str(wrap_if_error=False)}"
+    return f"Tool {result.tool_name} returned: {result.model_response_str(wrap_if_error=False)}"

@@ -1,1 +1,0 @@
-"""Tools the agent can call on a session's behalf."""

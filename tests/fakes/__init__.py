@@ -1,0 +1,35 @@
+"""Local stand-ins for external services the app talks to, for the end-to-end tests."""
+
+from tests.fakes.llm import (
+    Echo,
+    Error,
+    FakeAnthropic,
+    FakeLLM,
+    FakeOpenAI,
+    Kind,
+    LLMResponse,
+    RecordedRequest,
+    Reply,
+    Responder,
+    ToolCall,
+    ToolCalls,
+    ToolResult,
+    last_user_text,
+)
+
+__all__ = [
+    "Echo",
+    "Error",
+    "FakeAnthropic",
+    "FakeLLM",
+    "FakeOpenAI",
+    "Kind",
+    "LLMResponse",
+    "RecordedRequest",
+    "Reply",
+    "Responder",
+    "ToolCall",
+    "ToolCalls",
+    "ToolResult",
+    "last_user_text",
+]
