@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from chatbot.agent.providers import build_backend
 from chatbot.agent.runtime import AgentRuntime
-from chatbot.api import legacy, sessions, stream
+from chatbot.api import legacy, sessions, stream, wallet
 from chatbot.api.errors import install_error_handlers
 from chatbot.api.limits import BodySizeLimit
 from chatbot.config import Settings
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(legacy.router)
     app.include_router(sessions.router)
     app.include_router(stream.router)
+    app.include_router(wallet.router)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics_endpoint(request: Request) -> Response:

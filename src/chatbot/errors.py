@@ -53,6 +53,22 @@ class ModelUnavailable(ChatbotError):
     code = "missing_api_key"
 
 
+class WalletTxNotFound(ChatbotError):
+    code = "wallet_tx_not_found"
+
+
+class WalletTxAlreadyResolved(ChatbotError):
+    code = "wallet_tx_already_resolved"
+
+
+class WalletTxExpired(ChatbotError):
+    code = "wallet_tx_expired"
+
+
+class WalletTxPending(ChatbotError):
+    code = "wallet_tx_pending"
+
+
 class QueueFull(ChatbotError):
     code = "queue_full"
 

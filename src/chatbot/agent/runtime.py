@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic_ai import Agent, RunContext
@@ -34,6 +33,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import UsageLimits
 
+from chatbot.agent.deps import TurnDeps
 from chatbot.agent.history import context_trimmer, to_model_messages
 from chatbot.agent.prompts import SYSTEM_PROMPT, session_context
 from chatbot.agent.providers import ModelBackend
@@ -42,17 +42,9 @@ from chatbot.errors import ModelUnavailable
 from chatbot.sessions.ids import redact
 from chatbot.sessions.messages import Message, MessageStatus
 from chatbot.sessions.session import Session
+from chatbot.tools.wallet import wallet_toolset
 
 log = logging.getLogger("chatbot.agent")
-
-
-@dataclass(frozen=True, slots=True)
-class TurnDeps:
-    """Per-turn context handed to instructions and tools: never shared between sessions."""
-
-    session_id: str
-    network: str
-    chain_id: int
 
 
 class AgentRuntime:
@@ -74,6 +66,7 @@ class AgentRuntime:
             deps_type=TurnDeps,
             instructions=SYSTEM_PROMPT,
             capabilities=[ProcessHistory(context_trimmer(max(budget, 256)))],
+            toolsets=[wallet_toolset()],
             model_settings=ModelSettings(max_tokens=settings.llm_max_output_tokens),
         )
         self.agent.instructions(self._session_context)
@@ -105,7 +98,7 @@ class AgentRuntime:
         model = self.backend.model
         assert model is not None, "check_available() guards turns without a model"
         network = self.settings.networks[session.network]
-        deps = TurnDeps(session.id, session.network, network.chain_id)
+        deps = TurnDeps(session, session.network, network.chain_id)
         turn = _TurnWriter(session)
         limits = UsageLimits(request_limit=self.settings.max_tool_rounds + 1)
         try:

@@ -25,6 +25,10 @@ STATUS: dict[type[errors.ChatbotError], int] = {
     errors.SessionNotFound: 404,
     errors.SessionBusy: 409,
     errors.QueueFull: 429,
+    errors.WalletTxNotFound: 404,
+    errors.WalletTxAlreadyResolved: 409,
+    errors.WalletTxPending: 409,
+    errors.WalletTxExpired: 410,
     errors.ModelUnavailable: 503,
     errors.TooManySessions: 503,
     errors.TooManyStreams: 503,
@@ -39,6 +43,7 @@ _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    410: "gone",
     413: "body_too_large",
     415: "unsupported_media_type",
 }

@@ -70,6 +70,35 @@ class McpCommandRequest(BaseModel):
     session_id: str | None = Field(default=None, description=SESSION_ID_DOC)
 
 
+class WalletResultRequest(BaseModel):
+    """The user's wallet answering a pending transaction."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "session_id": "session-1",
+                    "tx_id": "tx_5f1c2a9e03b4d7c1",
+                    "status": "sent",
+                    "hash": "0x" + "ab" * 32,
+                },
+                {
+                    "session_id": "session-1",
+                    "tx_id": "tx_5f1c2a9e03b4d7c1",
+                    "status": "rejected",
+                    "error": "User rejected the request.",
+                },
+            ]
+        }
+    )
+
+    session_id: str | None = Field(default=None, description=SESSION_ID_DOC)
+    tx_id: str = Field(min_length=1, max_length=64)
+    status: Literal["sent", "rejected", "failed"]
+    hash: str | None = Field(default=None, description="For `sent`: the transaction hash.")
+    error: str | None = Field(default=None, max_length=2000)
+
+
 class ToolModel(BaseModel):
     """A tool call shown as its own message."""
 

@@ -128,7 +128,13 @@ class SessionManager:
         log.info("session removed", extra={"session": redact(session_id)})
 
     def sweep(self) -> int:
-        """Evict sessions idle for longer than the timeout; returns how many went."""
+        """Expire overdue wallet requests, then evict sessions idle past the timeout.
+
+        Returns how many sessions were evicted.
+        """
+        for session in self._sessions.values():
+            if session.wallet.pending is not None:
+                session.expire_wallet_tx()
         deadline = time.monotonic() - self.settings.session_timeout_seconds
         expired = [
             session

@@ -15,10 +15,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chatbot.config import BusyPolicy, Settings
-from chatbot.errors import QueueFull, SessionBusy
+from chatbot.errors import QueueFull, SessionBusy, WalletTxExpired, WalletTxPending
 from chatbot.sessions.events import EventLog, StreamKind, Subscriber, event_frame, state_frame
 from chatbot.sessions.ids import redact
 from chatbot.sessions.messages import Message, MessageStatus, ToolCallInfo, ToolStatus
+from chatbot.sessions.wallet import (
+    WalletResolution,
+    WalletSlot,
+    WalletStatus,
+    WalletTx,
+    iso_in,
+    resolution_from_text,
+)
 
 log = logging.getLogger("chatbot.session")
 
@@ -76,7 +84,7 @@ class Session:
         self.id = session_id
         self.env = env
         self.network = network
-        self.pending_wallet_tx: dict[str, Any] | None = None
+        self.wallet = WalletSlot()
         self.messages: list[Message] = []
         self.log = EventLog(env.settings.event_buffer_size)
         self.subscribers: set[Subscriber] = set()
@@ -87,6 +95,7 @@ class Session:
         self._queue: deque[Message] = deque()
         self._open: list[Message] = []
         self._interrupt_note: str | None = None
+        self._follow_up: Message | None = None
         self._legacy_cache: tuple[int, bytes] | None = None
         self._legacy_flush: asyncio.Handle | None = None
         self._legacy_last_flush = 0.0
@@ -112,7 +121,7 @@ class Session:
             "is_connecting_mcp": status.is_connecting_mcp,
             "missing_api_key": status.missing_api_key,
             "network": self.network,
-            "pending_wallet_tx": self.pending_wallet_tx,
+            "pending_wallet_tx": self.wallet.pending.public() if self.wallet.pending else None,
             "queued": list(self._queue),
         }
 
@@ -260,6 +269,76 @@ class Session:
             self.network = network
             self.emit_state()
 
+    # ---- wallet --------------------------------------------------------------------
+
+    def propose_wallet_tx(self, *, to: str, value: str, data: str, description: str) -> WalletTx:
+        """Ask the user's wallet to sign a transaction on this session's network."""
+        if self.wallet.pending is not None:
+            raise WalletTxPending(
+                f"Transaction {self.wallet.pending.id} is still waiting for the user's wallet."
+            )
+        settings = self.env.settings
+        timeout = settings.wallet_tx_timeout_seconds
+        tx = WalletTx(
+            to=to,
+            value=value,
+            data=data,
+            chain_id=settings.networks[self.network].chain_id,
+            network=self.network,
+            description=description,
+            expires_at=iso_in(timeout),
+            deadline=time.monotonic() + timeout,
+        )
+        self.wallet.propose(tx)
+        self._emit("wallet.request", {"tx": tx.public()})
+        self.emit_state()
+        return tx
+
+    def resolve_wallet_tx(
+        self, tx_id: str, status: WalletStatus, hash: str | None, error: str | None
+    ) -> WalletResolution:
+        """Record the wallet's answer once, tell the agent, and let it continue."""
+        try:
+            resolution = self.wallet.resolve(tx_id, status, hash, error)
+        except WalletTxExpired:
+            self._announce_resolution(WalletResolution(tx_id, WalletStatus.EXPIRED))
+            raise
+        self._announce_resolution(resolution)
+        return resolution
+
+    def expire_wallet_tx(self) -> None:
+        """Expire the pending transaction if its deadline passed (called by the sweep)."""
+        resolution = self.wallet.expire()
+        if resolution is not None:
+            self._announce_resolution(resolution)
+
+    def _announce_resolution(
+        self, resolution: WalletResolution, note: str | None = None
+    ) -> Message:
+        self._emit(
+            "wallet.resolved",
+            {
+                "tx_id": resolution.tx_id,
+                "status": resolution.status,
+                "hash": resolution.hash,
+                "error": resolution.error,
+            },
+        )
+        return self._note_for_agent(note or resolution.note())
+
+    def _note_for_agent(self, text: str) -> Message:
+        """A system note the agent must act on: now if idle, else right after this turn.
+
+        Either way one `state` event follows, already showing the turn that will answer.
+        """
+        note = self.add_system_message(text)
+        if self._task is None:
+            self._start(note)
+        else:
+            self._follow_up = note
+            self.emit_state()
+        return note
+
     # ---- turns ---------------------------------------------------------------------
 
     async def submit_chat(self, text: str) -> Message:
@@ -291,9 +370,22 @@ class Session:
         return message
 
     def submit_system(self, text: str) -> Message:
-        """Show a system note; it starts a turn only when the session is idle."""
+        """Show a system note; it starts a turn only when the session is idle.
+
+        The original app reported wallet outcomes this way ("Transaction sent: 0x…"):
+        such a note resolves the pending transaction too.
+        """
         self.env.runner.check_available()
         self.last_active = time.monotonic()
+        pending = self.wallet.pending
+        parsed = resolution_from_text(text) if pending is not None else None
+        if pending is not None and parsed is not None:
+            try:
+                resolution = self.wallet.resolve(pending.id, *parsed)
+            except WalletTxExpired:
+                self._announce_resolution(WalletResolution(pending.id, WalletStatus.EXPIRED))
+            else:
+                return self._announce_resolution(resolution, note=text)
         message = self.add_system_message(text)
         if self._task is None:
             self._start(message)
@@ -341,6 +433,9 @@ class Session:
         try:
             while True:
                 await runner.run_turn(self, trigger)
+                if self._follow_up is not None:
+                    trigger, self._follow_up = self._follow_up, None
+                    continue
                 if not self._queue:
                     return
                 trigger = self.add_message(self._queue.popleft())
