@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest setup clean
+.PHONY: run test lint typecheck pytest setup chain clean
 
 run: setup
 	@echo "==> Serving at http://$${BACKEND_HOST:-127.0.0.1}:$${BACKEND_PORT:-8080} (Ctrl+C stops)"
@@ -47,9 +47,27 @@ typecheck: setup
 	@echo "==> mypy --strict src"
 	@$(BIN)/mypy
 
-pytest: setup
+# The local test chain: Hardhat 2 and solc-js from tests/chain's lockfile (npm ci), again
+# whenever the lockfile changes. Debian's nodejs and npm are installed if npm is missing.
+CHAIN := tests/chain
+CHAIN_STAMP := $(CHAIN)/node_modules/.installed
+
+chain: $(CHAIN_STAMP)
+
+$(CHAIN_STAMP): $(CHAIN)/package.json $(CHAIN)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "==> [test chain] Installing Node.js and npm (Debian packages nodejs, npm)"; \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+	@echo "==> [test chain] Installing Hardhat 2 and solc-js into $(CHAIN)/node_modules"
+	@npm ci --prefix $(CHAIN) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+pytest: setup chain
 	@echo "==> pytest"
 	@$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(CHAIN)/node_modules

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -72,6 +73,8 @@ async def run_server(**env: str) -> AsyncIterator[RunningServer]:
         "BACKEND_HOST": "127.0.0.1",
         "BACKEND_PORT": str(port),
         "LLM_PROVIDER": "scripted",
+        # No tool servers unless a test asks for them: faster, and nothing shared.
+        "MCP_CONFIG": str(Path(__file__).parent / "no-mcp.json"),
         **env,
     }
     process = await asyncio.create_subprocess_exec(

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
@@ -20,6 +21,7 @@ from chatbot.api.limits import BodySizeLimit
 from chatbot.config import Settings
 from chatbot.metrics import Metrics
 from chatbot.sessions.manager import SessionManager
+from chatbot.tools.mcp_pool import McpPool, load_config
 
 log = logging.getLogger("chatbot")
 
@@ -36,10 +38,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
     backend = build_backend(settings)
-    runtime = AgentRuntime(backend, settings)
+    networks = orjson.dumps({k: v.model_dump() for k, v in settings.networks.items()}).decode()
+    pool = McpPool(load_config(settings.mcp_config), env={"NETWORKS": networks})
+    runtime = AgentRuntime(backend, settings, pool.toolsets)
     manager = SessionManager(settings, runtime, metrics)
     manager.status.missing_api_key = backend.missing_key is not None
     manager.status.is_loading = backend.load is not None
+    manager.status.is_connecting_mcp = bool(pool.servers)
+
+    async def connect_tools() -> None:
+        try:
+            await pool.start()
+        finally:
+            manager.set_status(is_connecting_mcp=False)
 
     async def load_model() -> None:
         try:
@@ -54,12 +65,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         manager.start()
         # The model loads while the server already answers: sessions see is_loading.
         loading = asyncio.create_task(load_model()) if backend.load is not None else None
+        connecting = asyncio.create_task(connect_tools())
         try:
             yield
         finally:
-            if loading is not None:
-                loading.cancel()
+            for task in (loading, connecting):
+                if task is not None:
+                    task.cancel()
             await manager.stop()
+            await pool.stop()
 
     # The docs pages are served from the package, not a CDN: they work offline.
     app = FastAPIOffline(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     llm_retry_max_seconds: float = Field(default=8.0, ge=0)
     max_tool_rounds: int = Field(default=8, ge=1)
     wallet_tx_timeout_seconds: float = Field(default=600.0, gt=0)
+    mcp_config: Path = Path("mcp.json")
 
     session_timeout_seconds: float = Field(default=1800.0, gt=0)
     cleanup_interval_seconds: float = Field(default=300.0, gt=0)
@@ -89,6 +91,12 @@ class Settings(BaseSettings):
 
     networks: dict[str, Network] = Field(default_factory=_default_networks)
     default_network: str | None = None
+
+    @field_validator("anthropic_api_key", "openai_api_key", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: object) -> object:
+        # `ANTHROPIC_API_KEY=` in a .env file means "not set", not "set to nothing".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

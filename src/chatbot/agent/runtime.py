@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic_ai import Agent, RunContext
@@ -31,6 +32,7 @@ from pydantic_ai.messages import (
     ToolCallPart,
 )
 from pydantic_ai.settings import ModelSettings
+from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.usage import UsageLimits
 
 from chatbot.agent.deps import TurnDeps
@@ -50,7 +52,12 @@ log = logging.getLogger("chatbot.agent")
 class AgentRuntime:
     """The process's one agent; `run_turn` runs it for one session at a time."""
 
-    def __init__(self, backend: ModelBackend, settings: Settings) -> None:
+    def __init__(
+        self,
+        backend: ModelBackend,
+        settings: Settings,
+        toolsets: Sequence[AbstractToolset[TurnDeps]] = (),
+    ) -> None:
         self.backend = backend
         self.settings = settings
         self.ready = asyncio.Event()
@@ -66,7 +73,7 @@ class AgentRuntime:
             deps_type=TurnDeps,
             instructions=SYSTEM_PROMPT,
             capabilities=[ProcessHistory(context_trimmer(max(budget, 256)))],
-            toolsets=[wallet_toolset()],
+            toolsets=[wallet_toolset(), *toolsets],
             model_settings=ModelSettings(max_tokens=settings.llm_max_output_tokens),
         )
         self.agent.instructions(self._session_context)

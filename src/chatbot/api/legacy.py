@@ -58,6 +58,7 @@ async def chat(body: ChatRequest, request: Request) -> JsonResponse:
     its id returned in the body and the `X-Session-Id` header.
     """
     text = message_text(request, body.message)
+    manager_of(request).check_available()
     session = await _writable_session(request, body.session_id)
     await session.submit_chat(text)
     return session_response(session.state())
@@ -98,6 +99,7 @@ async def interrupt(request: Request, body: InterruptRequest | None = None) -> J
 async def system(body: SystemRequest, request: Request) -> JsonResponse:
     """Show a system message at once; when the session is idle it starts a turn."""
     text = message_text(request, body.message)
+    manager_of(request).check_available()
     session = await _writable_session(request, body.session_id)
     session.submit_system(text)
     return session_response(session.state())

@@ -150,6 +150,10 @@ class SessionManager:
             log.info("sessions expired", extra={"count": len(expired)})
         return len(expired)
 
+    def check_available(self) -> None:
+        """Refuse a write before any session is made for it when no turn could run."""
+        self.env.runner.check_available()
+
     def set_status(self, **flags: bool) -> None:
         """Change process-wide readiness and tell every session's listeners."""
         for name, value in flags.items():

@@ -48,6 +48,6 @@ def build_backend(settings: Settings) -> ModelBackend:
         key, variable, build = settings.anthropic_api_key, "ANTHROPIC_API_KEY", anthropic_model
     else:
         key, variable, build = settings.openai_api_key, "OPENAI_API_KEY", openai_model
-    if key is None or not key.get_secret_value():
+    if key is None:
         return ModelBackend(name, None, DEFAULT_CONTEXT_TOKENS[name], missing_key=variable)
     return ModelBackend(name, build(settings), context or DEFAULT_CONTEXT_TOKENS[name])
