@@ -226,3 +226,17 @@ async def _stop(process: asyncio.subprocess.Process, drainer: asyncio.Task[None]
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
+
+
+@asynccontextmanager
+async def silent_node() -> AsyncIterator[str]:
+    """An RPC URL whose server accepts connections and never answers."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}"

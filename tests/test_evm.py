@@ -24,7 +24,14 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import CallToolResult, TextContent
 
-from tests.chain import DEV_ACCOUNTS, DEV_BALANCE_WEI, Chain, networks_setting, run_chain
+from tests.chain import (
+    DEV_ACCOUNTS,
+    DEV_BALANCE_WEI,
+    Chain,
+    networks_setting,
+    run_chain,
+    silent_node,
+)
 from tests.server import free_port
 
 T = TypeVar("T")
@@ -104,20 +111,6 @@ async def in_own_task(manager: AbstractAsyncContextManager[T]) -> AsyncIterator[
     finally:
         release.set()
         await holder
-
-
-@asynccontextmanager
-async def silent_node() -> AsyncIterator[str]:
-    """An RPC URL whose server accepts connections and never answers."""
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
-        writer.close()
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,17 @@ import asyncio
 import json
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.chain import DEV_ACCOUNTS, Chain, networks_setting, run_chain
-from tests.server import RunningServer, run_server
+from tests.chain import DEV_ACCOUNTS, Chain, networks_setting, run_chain, silent_node
+from tests.server import RunningServer, free_port, run_server
 from tests.sse import EventsView, is_idle_state, open_sse
 
 REPO_MCP_CONFIG = str(Path(__file__).parent.parent / "mcp.json")
@@ -34,13 +36,43 @@ async def chains() -> AsyncIterator[tuple[Chain, Chain]]:
 @pytest.fixture(scope="module")
 async def app(chains: tuple[Chain, Chain]) -> AsyncIterator[RunningServer]:
     first, second = chains
-    async with run_server(
-        NETWORKS=networks_setting(testnet=first, othernet=second),
-        MCP_CONFIG=REPO_MCP_CONFIG,
-        SCRIPTED_TOKENS_PER_SECOND="0",
-    ) as running:
-        await running.wait_for_log("mcp server connected")
+    async with (
+        silent_node() as silent,
+        run_server(
+            NETWORKS=networks_setting(
+                testnet=first, othernet=second, silent={"chain_id": 5, "rpc_url": silent}
+            ),
+            MCP_CONFIG=REPO_MCP_CONFIG,
+            SCRIPTED_TOKENS_PER_SECOND="0",
+        ) as running,
+    ):
+        await running.wait_for_log("mcp pool ready")
         yield running
+
+
+@asynccontextmanager
+async def evm_over_http(networks: str) -> AsyncIterator[str]:
+    """The built-in EVM MCP server on streamable HTTP; yields its /mcp URL."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chatbot.tools.evm",
+        "--transport",
+        "http",
+        "--port",
+        str(port),
+        env={**os.environ, "NETWORKS": networks},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    while b"Uvicorn running on" not in (line := await process.stderr.readline()):
+        assert line, "the EVM server exited before listening"
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 def tool_call(name: str, **args: Any) -> str:
@@ -169,3 +201,68 @@ async def test_a_killed_tool_server_is_a_clear_error_then_comes_back(app: Runnin
     assert last_tool(recovered)["status"] == "success"
     assert last_tool(recovered)["result"]["balance_eth"] == "10000"
     assert evm_server_pids(app.process.pid) != [pid]
+
+
+async def test_interrupt_cancels_a_tool_call_in_flight(app: RunningServer) -> None:
+    """On a network whose node never answers, Stop ends the turn at once, tool and all."""
+    sid = "tools-stuck"
+    async with app.client() as http:
+        switch = {"command": "set_network", "args": {"network": "silent"}, "session_id": sid}
+        assert (await http.post("/api/mcp-command", json=switch)).json()["success"] is True
+        async with open_sse(http, f"/api/sessions/{sid}/events") as reader:
+            view = EventsView()
+            view.apply(await reader.next())
+            message = {"message": tool_call("get_block"), "session_id": sid}
+            assert (await http.post("/api/chat", json=message)).status_code == 200
+            for event in await reader.until(lambda e: e.event == "tool.call"):
+                view.apply(event)
+            started = asyncio.get_running_loop().time()
+            stopped = await http.post("/api/interrupt", json={"session_id": sid})
+            elapsed = asyncio.get_running_loop().time() - started
+            for event in await reader.until(is_idle_state):
+                view.apply(event)
+    assert stopped.json()["is_processing"] is False
+    assert elapsed < 1.0, "the node never answers: only cancelling the call ends the turn"
+    tool = last_tool(view)
+    assert (tool["name"], tool["status"]) == ("get_block", "interrupted")
+    assert view.contents()[-1] == ("system", "Interrupted by user.")
+
+
+@pytest.fixture(scope="module")
+async def two_servers(
+    chains: tuple[Chain, Chain], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningServer]:
+    """The EVM server twice, over streamable HTTP and stdio: every tool name collides."""
+    networks = networks_setting(testnet=chains[0])
+    async with evm_over_http(networks) as url:
+        config = tmp_path_factory.mktemp("mcp") / "mcp.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "mcpServers": {
+                        "remote": {"url": url},
+                        "local": {"command": "python", "args": ["-m", "chatbot.tools.evm"]},
+                    }
+                }
+            )
+        )
+        async with run_server(
+            NETWORKS=networks, MCP_CONFIG=str(config), SCRIPTED_TOKENS_PER_SECOND="0"
+        ) as running:
+            await running.wait_for_log("mcp pool ready")
+            yield running
+
+
+async def test_servers_over_http_and_stdio_with_colliding_names_get_prefixes(
+    two_servers: RunningServer,
+) -> None:
+    async with two_servers.client() as http:
+        for prefix in ("remote", "local"):
+            view = await turn(
+                http, f"tools-{prefix}", tool_call(f"{prefix}_get_balance", address=WATCHED)
+            )
+            tool = last_tool(view)
+            assert (tool["name"], tool["status"]) == (f"{prefix}_get_balance", "success")
+            assert tool["result"]["balance_eth"] == "10000"
+        view = await turn(http, "tools-bare", tool_call("get_balance", address=WATCHED))
+    assert last_tool(view)["status"] == "error", "a colliding name exists only prefixed"

@@ -260,6 +260,8 @@ class McpPool:
         """Connect every server; one that fails keeps retrying in the background."""
         await asyncio.gather(*(server.start() for server in self.servers))
         self._prefix_collisions()
+        connected = sum(server.connected for server in self.servers)
+        log.info("mcp pool ready", extra={"servers": len(self.servers), "connected": connected})
 
     def _prefix_collisions(self) -> None:
         seen: dict[str, int] = {}
