@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -240,3 +241,49 @@ async def silent_node() -> AsyncIterator[str]:
     port = server.sockets[0].getsockname()[1]
     async with server:
         yield f"http://127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def evm_server_over_http(networks: str) -> AsyncIterator[str]:
+    """`python -m chatbot.tools.evm --transport http` on a free port; yields its /mcp URL."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chatbot.tools.evm",
+        "--transport",
+        "http",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        env={**os.environ, "NETWORKS": networks},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    stderr = process.stderr
+    log: list[bytes] = []
+
+    async def ready() -> None:
+        while line := await stderr.readline():
+            log.append(line)
+            if b"Uvicorn running on" in line:
+                return
+        raise RuntimeError("the EVM server exited:\n" + b"".join(log).decode(errors="replace"))
+
+    async def drain() -> None:
+        while line := await stderr.readline():
+            log.append(line)
+
+    drainer: asyncio.Task[None] | None = None
+    try:
+        await asyncio.wait_for(ready(), timeout=30)
+        drainer = asyncio.create_task(drain())
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await asyncio.wait_for(process.wait(), timeout=10)
+        if drainer is not None:
+            await drainer

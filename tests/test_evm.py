@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import sys
 import time
@@ -28,6 +27,7 @@ from tests.chain import (
     DEV_ACCOUNTS,
     DEV_BALANCE_WEI,
     Chain,
+    evm_server_over_http,
     networks_setting,
     run_chain,
     silent_node,
@@ -410,55 +410,9 @@ async def test_two_chains_answer_at_once_through_one_server(chain: Chain) -> Non
     assert (alpha_balance["balance_eth"], beta_balance["balance_eth"]) == ("2", "3")
 
 
-@asynccontextmanager
-async def http_server(networks: str) -> AsyncIterator[str]:
-    """`python -m chatbot.tools.evm --transport http` on a free port; yields its /mcp URL."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chatbot.tools.evm",
-        "--transport",
-        "http",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env={**os.environ, "NETWORKS": networks},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    stderr = process.stderr
-    log: list[bytes] = []
-
-    async def ready() -> None:
-        while line := await stderr.readline():
-            log.append(line)
-            if b"Uvicorn running on" in line:
-                return
-        raise RuntimeError("the EVM server exited:\n" + b"".join(log).decode(errors="replace"))
-
-    async def drain() -> None:
-        while line := await stderr.readline():
-            log.append(line)
-
-    drainer: asyncio.Task[None] | None = None
-    try:
-        await asyncio.wait_for(ready(), timeout=30)
-        drainer = asyncio.create_task(drain())
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await asyncio.wait_for(process.wait(), timeout=10)
-        if drainer is not None:
-            await drainer
-
-
 async def test_streamable_http_transport_serves_the_same_tools(chain: Chain) -> None:
     networks = json.dumps({"testnet": chain.network()})
-    async with http_server(networks) as url, Client(url) as client:
+    async with evm_server_over_http(networks) as url, Client(url) as client:
         info = await ok(client, "get_network_info", network="testnet")
         assert info["chain_id"] == 31337
         balance = await ok(client, "get_balance", network="testnet", address=ACCOUNT0)

@@ -10,17 +10,22 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.chain import DEV_ACCOUNTS, Chain, networks_setting, run_chain, silent_node
-from tests.server import RunningServer, free_port, run_server
+from tests.chain import (
+    DEV_ACCOUNTS,
+    Chain,
+    evm_server_over_http,
+    networks_setting,
+    run_chain,
+    silent_node,
+)
+from tests.server import RunningServer, run_server
 from tests.sse import EventsView, is_idle_state, open_sse
 
 REPO_MCP_CONFIG = str(Path(__file__).parent.parent / "mcp.json")
@@ -48,31 +53,6 @@ async def app(chains: tuple[Chain, Chain]) -> AsyncIterator[RunningServer]:
     ):
         await running.wait_for_log("mcp pool ready")
         yield running
-
-
-@asynccontextmanager
-async def evm_over_http(networks: str) -> AsyncIterator[str]:
-    """The built-in EVM MCP server on streamable HTTP; yields its /mcp URL."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chatbot.tools.evm",
-        "--transport",
-        "http",
-        "--port",
-        str(port),
-        env={**os.environ, "NETWORKS": networks},
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    while b"Uvicorn running on" not in (line := await process.stderr.readline()):
-        assert line, "the EVM server exited before listening"
-    try:
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 def tool_call(name: str, **args: Any) -> str:
@@ -234,7 +214,7 @@ async def two_servers(
 ) -> AsyncIterator[RunningServer]:
     """The EVM server twice, over streamable HTTP and stdio: every tool name collides."""
     networks = networks_setting(testnet=chains[0])
-    async with evm_over_http(networks) as url:
+    async with evm_server_over_http(networks) as url:
         config = tmp_path_factory.mktemp("mcp") / "mcp.json"
         config.write_text(
             json.dumps(

@@ -462,7 +462,12 @@ class Session:
             self.emit_state()
 
     def _wind_up(self, status: MessageStatus, note: str | None) -> None:
-        """End a turn early: close open messages, keep queued ones, say why."""
+        """End a turn early: close open messages, keep queued ones, say why.
+
+        A pending follow-up is dropped with the turn: its note is in the transcript,
+        and the user's next message starts the next turn.
+        """
+        self._follow_up = None
         for message in list(self._open):
             if message.tool is not None and message.tool.status is ToolStatus.RUNNING:
                 message.tool.status = ToolStatus.INTERRUPTED
