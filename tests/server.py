@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ async def run_server(**env: str) -> AsyncIterator[RunningServer]:
         "LLM_PROVIDER": "scripted",
         # No tool servers unless a test asks for them: faster, and nothing shared.
         "MCP_CONFIG": str(Path(__file__).parent / "no-mcp.json"),
+        # A database of its own, unless the test passes one (to restart on it).
+        "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='chatbot-test-')}/chatbot.db",
         **env,
     }
     process = await asyncio.create_subprocess_exec(

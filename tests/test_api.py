@@ -819,42 +819,58 @@ async def test_delete_ends_both_streams_and_cancels_the_running_turn(
 
 
 async def await_eviction(server: RunningServer, http: httpx.AsyncClient, session_id: str) -> None:
-    """Wait for sweeps ("sessions expired" log lines) until this session is gone."""
+    """Wait for sweeps ("sessions expired" log lines) until this session left memory.
+
+    Eviction keeps the history on disk: the next read loads it into a fresh session,
+    whose event log starts over (seq 0), unlike the one that stayed in memory.
+    """
 
     async def loop() -> None:
         while True:
             index = len(server.log)
-            if (await http.get(f"/api/sessions/{session_id}")).status_code == 404:
+            state = await http.get(f"/api/sessions/{session_id}")
+            assert state.status_code == 200, "eviction is not deletion"
+            if state.json()["seq"] == 0:
                 return
             await server.wait_for_log("sessions expired", after=index)
 
     await asyncio.wait_for(loop(), 10)
 
 
+async def chat_until_answered(http: httpx.AsyncClient, session_id: str, text: str) -> None:
+    """Give a session some history (a seq above 0) and wait until it is idle."""
+    async with open_sse(http, f"/api/sessions/{session_id}/events") as reader:
+        await reader.next()
+        response = await http.post("/api/chat", json={"message": text, "session_id": session_id})
+        assert response.status_code == 200
+        await reader.until(lambda e: e.event == "state" and not e.json()["is_processing"])
+
+
 async def test_an_idle_session_expires(expiry: RunningServer) -> None:
     async with own_client(expiry) as http:
         before = await read_metrics(http)
         sid = new_id("idle")
-        response = await http.post("/api/chat", json={"message": "bye", "session_id": sid})
-        assert response.status_code == 200
-        assert (await http.get(f"/api/sessions/{sid}")).status_code == 200
+        await chat_until_answered(http, sid, "bye")
         index = len(expiry.log)
         await await_eviction(expiry, http, sid)
         await expiry.wait_for_log("sessions expired", after=index, timeout=0.1)
-        assert (await http.get("/api/state", params={"session_id": sid})).status_code == 404
+        state = (await http.get("/api/state", params={"session_id": sid})).json()
+        assert [m["content"] for m in state["messages"]] == ["bye", "You said: bye"]
         after = await read_metrics(http)
-        assert after[EXPIRED] >= before[EXPIRED] + 1
-        assert after[ACTIVE] <= before[ACTIVE]
+        assert after[EXPIRED] >= before[EXPIRED] + 1  # (reading it loaded it again)
 
 
 async def test_an_open_stream_keeps_its_session_until_it_closes(expiry: RunningServer) -> None:
     async with own_client(expiry) as http:
-        watched = (await http.post("/api/sessions")).json()["session_id"]
+        watched = new_id("watched")
+        await chat_until_answered(http, watched, "keep me")
         async with open_sse(http, f"/api/sessions/{watched}/events") as reader:
             await reader.next()
-            other = (await http.post("/api/sessions")).json()["session_id"]
+            other = new_id("other")
+            await chat_until_answered(http, other, "let me go")
             await await_eviction(expiry, http, other)  # a sweep after `watched` was due
-            assert (await http.get(f"/api/sessions/{watched}")).status_code == 200
+            kept = await http.get(f"/api/sessions/{watched}")
+            assert kept.json()["seq"] > 0, "still the session in memory, never reloaded"
         before = await read_metrics(http)
         await await_eviction(expiry, http, watched)
         after = await read_metrics(http)

@@ -8,6 +8,7 @@ not write while a reply streams. Over a real socket the kernel's send buffer (up
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from chatbot.config import Settings
 from chatbot.metrics import Metrics
 from chatbot.sessions.events import StreamKind, Subscriber
 from chatbot.sessions.manager import SessionManager
+from chatbot.store.sqlite import SqliteStore
 from tests.sse import Event, EventsView
 
 
@@ -33,16 +35,20 @@ def parse_frames(data: bytes) -> list[Event]:
 
 
 @pytest.fixture
-async def manager() -> AsyncIterator[SessionManager]:
+async def manager(tmp_path: Path) -> AsyncIterator[SessionManager]:
+    store = SqliteStore(tmp_path / "chatbot.db")
+    await store.open()
     settings = Settings(
         llm_provider="scripted",
         scripted_tokens_per_second=0,
         subscriber_queue_size=8,
         _env_file=None,  # type: ignore[call-arg]
     )
-    manager = SessionManager(settings, AgentRuntime(build_backend(settings), settings), Metrics())
+    runtime = AgentRuntime(build_backend(settings), settings)
+    manager = SessionManager(settings, runtime, Metrics(), store)
     yield manager
     await manager.stop()
+    await store.close()
 
 
 async def read_until_idle(subscriber: Subscriber, view: EventsView) -> None:
@@ -57,8 +63,8 @@ async def test_a_stream_that_falls_behind_gets_a_snapshot_and_no_gap(
     manager: SessionManager,
 ) -> None:
     session = await manager.get_or_create("lagging-session")
-    reader = manager.open_stream(session.id, StreamKind.EVENTS)
-    lagging = manager.open_stream(session.id, StreamKind.EVENTS)
+    reader = await manager.open_stream(session.id, StreamKind.EVENTS)
+    lagging = await manager.open_stream(session.id, StreamKind.EVENTS)
     reader_view, lagging_view = EventsView(), EventsView()
     for subscriber, view in ((reader, reader_view), (lagging, lagging_view)):
         first = await subscriber.next_batch()

@@ -21,6 +21,8 @@ from chatbot.api.limits import BodySizeLimit
 from chatbot.config import Settings
 from chatbot.metrics import Metrics
 from chatbot.sessions.manager import SessionManager
+from chatbot.store.base import StoreError
+from chatbot.store.sqlite import SqliteStore
 from chatbot.tools.mcp_pool import McpPool, load_config
 
 log = logging.getLogger("chatbot")
@@ -41,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     networks = orjson.dumps({k: v.model_dump() for k, v in settings.networks.items()}).decode()
     pool = McpPool(load_config(settings.mcp_config), env={"NETWORKS": networks})
     runtime = AgentRuntime(backend, settings, pool.toolsets)
-    manager = SessionManager(settings, runtime, metrics)
+    store = SqliteStore.from_url(settings.database_url)
+    manager = SessionManager(settings, runtime, metrics, store)
     manager.status.missing_api_key = backend.missing_key is not None
     manager.status.is_loading = backend.load is not None
     manager.status.is_connecting_mcp = bool(pool.servers)
@@ -62,6 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await store.open()
+        except StoreError as error:
+            log.error("cannot open the database", extra={"error": str(error)})
+            raise
         manager.start()
         # The model loads while the server already answers: sessions see is_loading.
         loading = asyncio.create_task(load_model()) if backend.load is not None else None
@@ -74,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     task.cancel()
             await manager.stop()
             await pool.stop()
+            await store.close()
 
     # The docs pages are served from the package, not a CDN: they work offline.
     app = FastAPIOffline(

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     wallet_tx_timeout_seconds: float = Field(default=600.0, gt=0)
     mcp_config: Path = Path("mcp.json")
 
+    database_url: str = "sqlite:///./var/chatbot.db"
+    history_retention_days: float = Field(default=30.0, gt=0)
+    snapshot_messages: int = Field(default=200, ge=1)
+    stream_save_interval_seconds: float = Field(default=2.0, gt=0)
+
     session_timeout_seconds: float = Field(default=1800.0, gt=0)
     cleanup_interval_seconds: float = Field(default=300.0, gt=0)
     max_sessions: int = Field(default=100_000, ge=1)

@@ -45,6 +45,10 @@ class SessionNotFound(ChatbotError):
     code = "session_not_found"
 
 
+class MessageNotFound(ChatbotError):
+    code = "message_not_found"
+
+
 class SessionBusy(ChatbotError):
     code = "session_busy"
 

@@ -23,6 +23,7 @@ STATUS: dict[type[errors.ChatbotError], int] = {
     errors.EmptyMessage: 422,
     errors.MessageTooLong: 413,
     errors.SessionNotFound: 404,
+    errors.MessageNotFound: 404,
     errors.SessionBusy: 409,
     errors.QueueFull: 429,
     errors.WalletTxNotFound: 404,

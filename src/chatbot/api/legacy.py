@@ -71,7 +71,7 @@ async def chat(body: ChatRequest, request: Request) -> JsonResponse:
 )
 async def state(request: Request, session_id: str | None = None) -> JsonResponse:
     """The session's state; 404 for an unknown id (reads never create sessions)."""
-    session = manager_of(request).require(required_session_id(request, session_id))
+    session = await manager_of(request).require(required_session_id(request, session_id))
     return session_response(session.state())
 
 
@@ -86,7 +86,7 @@ async def interrupt(request: Request, body: InterruptRequest | None = None) -> J
     Harmless when nothing runs. Never creates a session: an unknown id is 404.
     """
     given = body.session_id if body is not None else request.query_params.get("session_id")
-    session = manager_of(request).require(required_session_id(request, given))
+    session = await manager_of(request).require(required_session_id(request, given))
     await session.interrupt()
     return session_response(session.state())
 

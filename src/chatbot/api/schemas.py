@@ -131,6 +131,7 @@ class WebStateResponse(BaseModel):
                 {
                     "session_id": "session-1",
                     "seq": 42,
+                    "older_messages": 0,
                     "messages": [
                         {
                             "id": "m_5f1c2a9e03b4d7c1",
@@ -165,7 +166,10 @@ class WebStateResponse(BaseModel):
 
     session_id: str
     seq: int = Field(description="The number of the session's latest event.")
-    messages: list[MessageModel]
+    messages: list[MessageModel] = Field(description="The newest SNAPSHOT_MESSAGES messages.")
+    older_messages: int = Field(
+        description="How many messages come before these: GET /api/sessions/{id}/messages."
+    )
     is_processing: bool
     is_loading: bool
     is_connecting_mcp: bool
@@ -173,6 +177,13 @@ class WebStateResponse(BaseModel):
     network: str
     pending_wallet_tx: dict[str, Any] | None
     queued: int = Field(description="Messages waiting under BUSY_POLICY=queue.")
+
+
+class MessagePageResponse(BaseModel):
+    """A page of older history."""
+
+    messages: list[MessageModel]
+    has_more: bool = Field(description="Whether messages older than these exist.")
 
 
 class SessionCreated(BaseModel):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from chatbot.api.params import manager_of, required_session_id
 from chatbot.api.responses import JsonResponse, session_response
-from chatbot.api.schemas import SessionCreated, WebStateResponse, errors_doc
+from chatbot.api.schemas import MessagePageResponse, SessionCreated, WebStateResponse, errors_doc
+from chatbot.errors import MessageNotFound
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -32,7 +33,7 @@ async def create_session(request: Request) -> JsonResponse:
 )
 async def get_session(session_id: str, request: Request) -> JsonResponse:
     """The same state as `GET /api/state`; 404 for an unknown id."""
-    session = manager_of(request).require(required_session_id(request, session_id))
+    session = await manager_of(request).require(required_session_id(request, session_id))
     return session_response(session.state())
 
 
@@ -46,3 +47,26 @@ async def delete_session(session_id: str, request: Request) -> Response:
     """Cancel its turn, end its streams with `session.closed`, and forget it."""
     await manager_of(request).remove(required_session_id(request, session_id))
     return Response(status_code=204)
+
+
+@router.get(
+    "/{session_id}/messages",
+    summary="Page through a session's history",
+    responses={200: {"model": MessagePageResponse}, **errors_doc(400, 404, 422)},
+)
+async def messages(
+    session_id: str,
+    request: Request,
+    before: str | None = Query(default=None, max_length=64, description="A message id."),
+    limit: int = Query(default=50, ge=1, le=500),
+) -> JsonResponse:
+    """Messages older than `before` (or the newest), oldest first; `has_more` says if older exist.
+
+    The state and snapshot carry only the newest SNAPSHOT_MESSAGES; this reaches the rest.
+    """
+    manager = manager_of(request)
+    session = await manager.require(required_session_id(request, session_id))
+    page = await manager.store.page(session.id, before, limit)
+    if page is None:
+        raise MessageNotFound(f"No message {before!r} in this session.")
+    return JsonResponse({"messages": page.messages, "has_more": page.has_more})

@@ -100,7 +100,7 @@ async def events(request: Request, session_id: str, last_event_id: str | None = 
     session_id = required_session_id(request, session_id)
     resume_from = _last_event_id(request, last_event_id)
     manager = manager_of(request)
-    subscriber = manager.open_stream(session_id, StreamKind.EVENTS, resume_from)
+    subscriber = await manager.open_stream(session_id, StreamKind.EVENTS, resume_from)
     return EventStream(manager, subscriber)
 
 
@@ -121,5 +121,7 @@ async def events(request: Request, session_id: str, last_event_id: str | None = 
 async def legacy_stream(request: Request, session_id: str | None = None) -> Response:
     """Stream the session's full state on every change; an unknown session waits."""
     manager = manager_of(request)
-    subscriber = manager.open_stream(required_session_id(request, session_id), StreamKind.LEGACY)
+    subscriber = await manager.open_stream(
+        required_session_id(request, session_id), StreamKind.LEGACY
+    )
     return EventStream(manager, subscriber)

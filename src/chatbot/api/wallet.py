@@ -22,6 +22,6 @@ async def wallet_result(body: WalletResultRequest, request: Request) -> JsonResp
 
     404: no such transaction (or session); 409: it was already resolved; 410: it expired.
     """
-    session = manager_of(request).require(required_session_id(request, body.session_id))
+    session = await manager_of(request).require(required_session_id(request, body.session_id))
     session.resolve_wallet_tx(body.tx_id, WalletStatus(body.status), body.hash, body.error)
     return session_response(session.state())

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from inspect import isawaitable
 
 from chatbot.config import Settings
@@ -19,6 +20,7 @@ from chatbot.metrics import Metrics
 from chatbot.sessions.events import StreamKind, Subscriber
 from chatbot.sessions.ids import new_session_id, redact
 from chatbot.sessions.session import ServerStatus, Session, SessionEnv, TurnRunner
+from chatbot.store.base import Store
 
 log = logging.getLogger("chatbot.sessions")
 
@@ -26,12 +28,18 @@ log = logging.getLogger("chatbot.sessions")
 class SessionManager:
     """Owns every in-memory session and every open stream of one process."""
 
-    def __init__(self, settings: Settings, runner: TurnRunner, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, runner: TurnRunner, metrics: Metrics, store: Store
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.store = store
         self.status = ServerStatus()
-        self.env = SessionEnv(settings=settings, status=self.status, runner=runner, hooks=self)
+        self.env = SessionEnv(
+            settings=settings, status=self.status, runner=runner, hooks=self, store=store
+        )
         self._sessions: dict[str, Session] = {}
+        self._loading: dict[str, asyncio.Future[Session | None]] = {}
         self._waiting: dict[str, set[Subscriber]] = {}
         self._streams: set[Subscriber] = set()
         self._timers: list[asyncio.Task[None]] = []
@@ -81,23 +89,51 @@ class SessionManager:
 
     # ---- sessions ------------------------------------------------------------------
 
-    def get(self, session_id: str) -> Session | None:
-        """The live session with this id, if any; never creates one."""
-        return self._sessions.get(session_id)
+    async def find(self, session_id: str) -> Session | None:
+        """The session with this id, from memory or loaded from the store; never creates.
 
-    def require(self, session_id: str) -> Session:
-        """The live session with this id, or `SessionNotFound`."""
+        Concurrent finds of one id share one load (a future per id, no global lock).
+        """
         session = self._sessions.get(session_id)
+        if session is not None:
+            return session
+        loading = self._loading.get(session_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        loading = asyncio.get_running_loop().create_future()
+        self._loading[session_id] = loading
+        try:
+            stored = await self.store.load(session_id, self.settings.snapshot_messages)
+            session = self._sessions.get(session_id)  # created while we were loading
+            if session is None and stored is not None:
+                session = self._register(Session(session_id, self.env, stored.network, stored))
+                session.recover_cut_turn()
+                log.info("session loaded", extra={"session": redact(session_id)})
+            loading.set_result(session)
+        except BaseException as error:
+            loading.set_exception(error)
+            loading.exception()  # retrieved: waiting finds re-raise it, nobody else must
+            raise
+        finally:
+            del self._loading[session_id]
+        return session
+
+    async def require(self, session_id: str) -> Session:
+        """The session with this id (loading it if stored), or `SessionNotFound`."""
+        session = await self.find(session_id)
         if session is None:
             raise SessionNotFound(f"No session with id {redact(session_id)!s}.")
         return session
 
     async def get_or_create(self, session_id: str) -> Session:
-        """The session with this id, created on first use.
+        """The session with this id, loaded or created on first use.
 
-        Lookup and insertion happen with no await in between, so two concurrent
-        creates of one id always yield the same session, without any lock.
+        After the (shared) load, lookup and insertion happen with no await in between,
+        so two concurrent creates of one id always yield the same session.
         """
+        session = await self.find(session_id)
+        if session is not None:
+            return session
         session = self._sessions.get(session_id)
         if session is not None:
             return session
@@ -106,13 +142,17 @@ class SessionManager:
                 "The server holds as many sessions as it may; try again later.",
                 retry_after=self.settings.cleanup_interval_seconds,
             )
-        session = Session(session_id, self.env, self.settings.initial_network)
-        self._sessions[session_id] = session
-        for subscriber in self._waiting.pop(session_id, ()):
-            session.attach(subscriber)
+        session = self._register(Session(session_id, self.env, self.settings.initial_network))
+        session.save()
         self.metrics.sessions_created.inc()
-        self.metrics.sessions_active.set(len(self._sessions))
         log.info("session created", extra={"session": redact(session_id)})
+        return session
+
+    def _register(self, session: Session) -> Session:
+        self._sessions[session.id] = session
+        for subscriber in self._waiting.pop(session.id, ()):
+            session.attach(subscriber)
+        self.metrics.sessions_active.set(len(self._sessions))
         return session
 
     async def create(self) -> Session:
@@ -120,18 +160,26 @@ class SessionManager:
         return await self.get_or_create(new_session_id())
 
     async def remove(self, session_id: str) -> None:
-        """Delete a session: cancel its turn and end its streams with `session.closed`."""
-        session = self.require(session_id)
-        del self._sessions[session_id]
-        self.metrics.sessions_active.set(len(self._sessions))
-        await session.close("deleted")
+        """Delete a session and its stored history; its streams get `session.closed`."""
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            self.metrics.sessions_active.set(len(self._sessions))
+            await session.close("deleted")
+        stored = await self.store.delete(session_id)
+        if session is None and not stored:
+            raise SessionNotFound(f"No session with id {redact(session_id)!s}.")
         log.info("session removed", extra={"session": redact(session_id)})
 
-    def sweep(self) -> int:
-        """Expire overdue wallet requests, then evict sessions idle past the timeout.
+    async def sweep(self) -> int:
+        """Expire overdue wallet requests, evict idle sessions, delete old stored ones.
 
+        Eviction only frees memory: an evicted session is loaded again on its next use.
         Returns how many sessions were evicted.
         """
+        cutoff = datetime.now(UTC) - timedelta(days=self.settings.history_retention_days)
+        deleted = await self.store.delete_inactive_since(cutoff)
+        if deleted:
+            log.info("old sessions deleted", extra={"count": deleted})
         for session in self._sessions.values():
             if session.wallet.pending is not None:
                 session.expire_wallet_tx()
@@ -163,13 +211,13 @@ class SessionManager:
 
     # ---- streams -------------------------------------------------------------------
 
-    def open_stream(
+    async def open_stream(
         self, session_id: str, kind: StreamKind, last_event_id: int | None = None
     ) -> Subscriber:
         """Register a stream and queue what it starts with (snapshot, replay or state)."""
         if len(self._streams) >= self.settings.max_streams:
             raise TooManyStreams("The server has too many open streams.", retry_after=5)
-        session = self._sessions.get(session_id)
+        session = await self.find(session_id)
         listeners = (
             len(session.subscribers) + len(session.legacy_subscribers)
             if session is not None

@@ -18,7 +18,13 @@ from chatbot.config import BusyPolicy, Settings
 from chatbot.errors import QueueFull, SessionBusy, WalletTxExpired, WalletTxPending
 from chatbot.sessions.events import EventLog, StreamKind, Subscriber, event_frame, state_frame
 from chatbot.sessions.ids import redact
-from chatbot.sessions.messages import Message, MessageStatus, ToolCallInfo, ToolStatus
+from chatbot.sessions.messages import (
+    Message,
+    MessageStatus,
+    ToolCallInfo,
+    ToolStatus,
+    utc_timestamp,
+)
 from chatbot.sessions.wallet import (
     WalletResolution,
     WalletSlot,
@@ -27,6 +33,7 @@ from chatbot.sessions.wallet import (
     iso_in,
     resolution_from_text,
 )
+from chatbot.store.base import Store, StoredSession
 
 log = logging.getLogger("chatbot.session")
 
@@ -65,27 +72,39 @@ class SessionHooks(Protocol):
 
 @dataclass(slots=True)
 class SessionEnv:
-    """What every session shares: settings, readiness, the agent and the registry's hooks."""
+    """What every session shares: settings, readiness, agent, store and the registry's hooks."""
 
     settings: Settings
     status: ServerStatus
     runner: TurnRunner
     hooks: SessionHooks
+    store: Store
 
 
 INTERRUPTED_BY_USER = "Interrupted by user."
 INTERRUPTED_BY_NEW_MESSAGE = "Interrupted by a new message."
+INTERRUPTED_BY_RESTART = "The server restarted while this reply was being written; it stops here."
 
 
 class Session:
     """State and turn control for one session id; all methods run on the event loop."""
 
-    def __init__(self, session_id: str, env: SessionEnv, network: str) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        env: SessionEnv,
+        network: str,
+        stored: StoredSession | None = None,
+    ) -> None:
         self.id = session_id
         self.env = env
-        self.network = network
+        self.network = stored.network if stored else network
         self.wallet = WalletSlot()
-        self.messages: list[Message] = []
+        self.messages: list[Message] = stored.messages if stored else []
+        # Messages before these are on disk only; `base` is the position of messages[0].
+        self.base = stored.older_messages if stored else 0
+        self.created_at = stored.created_at if stored else utc_timestamp()
+        self.title = stored.title if stored else None
         self.log = EventLog(env.settings.event_buffer_size)
         self.subscribers: set[Subscriber] = set()
         self.legacy_subscribers: set[Subscriber] = set()
@@ -99,6 +118,50 @@ class Session:
         self._legacy_cache: tuple[int, bytes] | None = None
         self._legacy_flush: asyncio.Handle | None = None
         self._legacy_last_flush = 0.0
+        self._stream_saved_at = 0.0
+        if stored is not None:
+            self.wallet.pending = stored.pending_wallet_tx
+            self.wallet.resolved.update(stored.resolved_wallet_txs)
+
+    # ---- durability ----------------------------------------------------------------
+
+    def save(self) -> None:
+        """Queue this session's own row (network, title, activity) for the store."""
+        self.env.store.save_session(
+            self.id,
+            network=self.network,
+            title=self.title,
+            created_at=self.created_at,
+            last_active_at=utc_timestamp(),
+        )
+
+    def _save(self, message: Message) -> None:
+        # Messages being saved are almost always the newest: search from the end.
+        index = next(
+            i for i in range(len(self.messages) - 1, -1, -1) if self.messages[i] is message
+        )
+        self.env.store.save_message(self.id, self.base + index, message)
+
+    def recover_cut_turn(self) -> None:
+        """A reply still "streaming" on disk was cut off by a crash: say so, once."""
+        cut = [message for message in self.messages if message.is_streaming]
+        for message in cut:
+            if message.tool is not None and message.tool.status is ToolStatus.RUNNING:
+                message.tool.status = ToolStatus.INTERRUPTED
+                message.tool.error = "interrupted"
+            message.is_streaming = False
+            message.status = MessageStatus.INTERRUPTED
+            self._save(message)
+        if cut:
+            self.add_system_message(INTERRUPTED_BY_RESTART)
+
+    def _trim_memory(self) -> None:
+        """Keep at most twice SNAPSHOT_MESSAGES in memory; older ones stay on disk."""
+        keep = self.env.settings.snapshot_messages
+        if len(self.messages) > 2 * keep and not self._open:
+            dropped = len(self.messages) - keep
+            del self.messages[:dropped]
+            self.base += dropped
 
     # ---- reading -------------------------------------------------------------------
 
@@ -126,11 +189,13 @@ class Session:
         }
 
     def state(self) -> dict[str, Any]:
-        """The full `WebStateResponse`."""
+        """The `WebStateResponse`: the newest SNAPSHOT_MESSAGES, and how many came before."""
+        shown = self.messages[-self.env.settings.snapshot_messages :]
         return {
             "session_id": self.id,
             "seq": self.log.seq,
-            "messages": self.messages,
+            "messages": shown,
+            "older_messages": self.base + len(self.messages) - len(shown),
             **self.flags(),
         }
 
@@ -210,7 +275,12 @@ class Session:
         self.messages.append(message)
         if message.is_streaming:
             self._open.append(message)
+        if self.title is None and message.sender == "user":
+            self.title = message.content[:80]
+        self.save()
+        self._save(message)
         self._emit("tool.call" if message.tool else "message.created", {"message": message})
+        self._trim_memory()
         return message
 
     def add_system_message(self, text: str) -> Message:
@@ -227,6 +297,10 @@ class Session:
         """Stream a piece of text into an open agent message."""
         message.content += text
         self._emit("message.delta", {"id": message.id, "delta": text})
+        now = time.monotonic()
+        if now - self._stream_saved_at >= self.env.settings.stream_save_interval_seconds:
+            self._stream_saved_at = now
+            self._save(message)  # a long reply is on disk as it grows, not only at its end
 
     def finish_message(self, message: Message, status: MessageStatus) -> None:
         """Close a streaming message with its final status."""
@@ -235,6 +309,7 @@ class Session:
         message.is_streaming = False
         message.status = status
         self._open.remove(message)
+        self._save(message)
         self._emit("tool.result" if message.tool else "message.completed", {"message": message})
 
     def start_tool(self, call_id: str, name: str, args: dict[str, Any]) -> Message:
@@ -261,12 +336,14 @@ class Session:
         message.is_streaming = False
         message.status = MessageStatus.ERROR if error is not None else MessageStatus.COMPLETE
         self._open.remove(message)
+        self._save(message)
         self._emit("tool.result", {"message": message})
 
     def set_network(self, network: str) -> None:
         """Switch this session, and only this session, to another network."""
         if network != self.network:
             self.network = network
+            self.save()
             self.emit_state()
 
     # ---- wallet --------------------------------------------------------------------
@@ -290,6 +367,7 @@ class Session:
             deadline=time.monotonic() + timeout,
         )
         self.wallet.propose(tx)
+        self.env.store.save_wallet_tx(self.id, tx, None)
         self._emit("wallet.request", {"tx": tx.public()})
         self.emit_state()
         return tx
@@ -298,23 +376,28 @@ class Session:
         self, tx_id: str, status: WalletStatus, hash: str | None, error: str | None
     ) -> WalletResolution:
         """Record the wallet's answer once, tell the agent, and let it continue."""
+        pending = self.wallet.pending
         try:
             resolution = self.wallet.resolve(tx_id, status, hash, error)
         except WalletTxExpired:
-            self._announce_resolution(WalletResolution(tx_id, WalletStatus.EXPIRED))
+            if pending is not None and pending.id == tx_id:  # it expired just now
+                self._announce_resolution(pending, WalletResolution(tx_id, WalletStatus.EXPIRED))
             raise
-        self._announce_resolution(resolution)
+        assert pending is not None
+        self._announce_resolution(pending, resolution)
         return resolution
 
     def expire_wallet_tx(self) -> None:
         """Expire the pending transaction if its deadline passed (called by the sweep)."""
+        pending = self.wallet.pending
         resolution = self.wallet.expire()
-        if resolution is not None:
-            self._announce_resolution(resolution)
+        if pending is not None and resolution is not None:
+            self._announce_resolution(pending, resolution)
 
     def _announce_resolution(
-        self, resolution: WalletResolution, note: str | None = None
+        self, tx: WalletTx, resolution: WalletResolution, note: str | None = None
     ) -> Message:
+        self.env.store.save_wallet_tx(self.id, tx, resolution.status)
         self._emit(
             "wallet.resolved",
             {
@@ -355,6 +438,7 @@ class Session:
                 await self.interrupt(INTERRUPTED_BY_NEW_MESSAGE)
         message = self.add_message(Message(sender="user", content=text))
         self._start(message)
+        await self.env.store.flush()  # on disk before the request is answered
         return message
 
     def _enqueue(self, message: Message) -> Message:
@@ -383,9 +467,10 @@ class Session:
             try:
                 resolution = self.wallet.resolve(pending.id, *parsed)
             except WalletTxExpired:
-                self._announce_resolution(WalletResolution(pending.id, WalletStatus.EXPIRED))
+                expired = WalletResolution(pending.id, WalletStatus.EXPIRED)
+                self._announce_resolution(pending, expired)
             else:
-                return self._announce_resolution(resolution, note=text)
+                return self._announce_resolution(pending, resolution, note=text)
         message = self.add_system_message(text)
         if self._task is None:
             self._start(message)
