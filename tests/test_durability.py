@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from chatbot.store.sqlite import SqliteStore
 
 from chatbot.sessions.messages import Message
+from chatbot.store.sqlite import SqliteStore
 from tests.server import run_server
 from tests.sse import EventsView, SSEReader, is_idle_state, open_sse
 

@@ -6,12 +6,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
 
 from chatbot.agent.providers import build_backend
 from chatbot.agent.runtime import AgentRuntime
@@ -114,4 +116,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Sessions active/created/expired, streams open, turns running, events sent."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
+    serve_ui(app, settings.ui_dir)  # last: its mount at / must not shadow any route
     return app
+
+
+UI_MISSING = """<!doctype html><meta charset="utf-8"><title>chatbot</title>
+<p>The web UI is not built yet: <code>make run</code> builds it. The API is at
+<a href="/docs">/docs</a>.</p>"""
+
+
+def serve_ui(app: FastAPI, ui_dir: Path) -> None:
+    """The built web UI at `/` (routes added before this one win), or a hint to build it."""
+    if (ui_dir / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=ui_dir, html=True), name="ui")
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def ui_missing() -> HTMLResponse:
+        return HTMLResponse(UI_MISSING)

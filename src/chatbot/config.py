@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     wallet_tx_timeout_seconds: float = Field(default=600.0, gt=0)
     mcp_config: Path = Path("mcp.json")
 
+    ui_dir: Path = Path(__file__).resolve().parents[2] / "frontend" / "app" / "dist"
+
     database_url: str = "sqlite:///./var/chatbot.db"
     history_retention_days: float = Field(default=30.0, gt=0)
     snapshot_messages: int = Field(default=200, ge=1)
