@@ -158,7 +158,7 @@ class WebStateResponse(BaseModel):
                     "missing_api_key": False,
                     "network": "testnet",
                     "pending_wallet_tx": None,
-                    "queued": 0,
+                    "queued": [],
                 }
             ]
         }
@@ -176,7 +176,10 @@ class WebStateResponse(BaseModel):
     missing_api_key: bool
     network: str
     pending_wallet_tx: dict[str, Any] | None
-    queued: int = Field(description="Messages waiting under BUSY_POLICY=queue.")
+    queued: list[MessageModel] = Field(
+        description="Messages waiting under BUSY_POLICY=queue; each joins `messages` when its "
+        "turn starts."
+    )
 
 
 class MessagePageResponse(BaseModel):
