@@ -6,13 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest setup chain clean
+.PHONY: run test lint typecheck frontend-check pytest setup chain ui node clean
 
-run: setup
+run: setup ui
 	@echo "==> Serving at http://$${BACKEND_HOST:-127.0.0.1}:$${BACKEND_PORT:-8080} (Ctrl+C stops)"
 	@$(BIN)/chatbot serve
 
-test: setup lint typecheck pytest
+test: setup lint typecheck frontend-check pytest
 
 setup: $(STAMP)
 
@@ -47,27 +47,56 @@ typecheck: setup
 	@echo "==> mypy --strict src"
 	@$(BIN)/mypy
 
-# The local test chain: Hardhat 2 and solc-js from tests/chain's lockfile (npm ci), again
-# whenever the lockfile changes. Debian's nodejs and npm are installed if npm is missing.
+# ---- Node: the test chain, the client library and the web UI ---------------------------
+# Each folder's packages come from its lockfile (npm ci), again whenever it changes.
+# Debian's nodejs and npm, and chromium for the browser tests, are installed when missing.
+
 CHAIN := tests/chain
-CHAIN_STAMP := $(CHAIN)/node_modules/.installed
+CLIENT := frontend/client
+APP := frontend/app
+APT = SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq
+NPM_CI := npm ci --no-audit --no-fund --loglevel=error
+CHROMIUM := /usr/bin/chromium
+UI := $(APP)/dist/index.html
+UI_SOURCES := $(shell find $(APP)/src $(APP)/public $(CLIENT)/src -type f 2>/dev/null) \
+	$(APP)/index.html $(APP)/vite.config.ts
 
-chain: $(CHAIN_STAMP)
+chain: $(CHAIN)/node_modules/.installed
+ui: $(UI)
 
-$(CHAIN_STAMP): $(CHAIN)/package.json $(CHAIN)/package-lock.json
-	@if ! command -v npm >/dev/null 2>&1; then \
-		echo "==> [test chain] Installing Node.js and npm (Debian packages nodejs, npm)"; \
-		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
-		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
-	fi
-	@echo "==> [test chain] Installing Hardhat 2 and solc-js into $(CHAIN)/node_modules"
-	@npm ci --prefix $(CHAIN) --no-audit --no-fund --loglevel=error
+node:
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "==> [node] Installing Node.js and npm (Debian packages nodejs, npm)"; \
+		$(APT) nodejs npm >/dev/null; }
+
+%/node_modules/.installed: %/package.json %/package-lock.json | node
+	@echo "==> [npm] Installing the packages of $*"
+	@$(NPM_CI) --prefix $*
 	@touch $@
 
-pytest: setup chain
+$(UI): $(APP)/node_modules/.installed $(UI_SOURCES)
+	@echo "==> [ui] Building the web UI into $(APP)/dist"
+	@npm run --silent --prefix $(APP) build >/dev/null
+	@touch $@
+
+$(CHROMIUM):
+	@echo "==> [browser] Installing Debian's chromium for the browser tests"
+	@$(APT) chromium >/dev/null
+
+frontend-check: setup $(CLIENT)/node_modules/.installed $(APP)/node_modules/.installed
+	@echo "==> tsc --noEmit and eslint (frontend/client, frontend/app)"
+	@npm run --silent --prefix $(CLIENT) typecheck
+	@npm run --silent --prefix $(CLIENT) lint
+	@npm run --silent --prefix $(APP) typecheck
+	@npm run --silent --prefix $(APP) lint
+	@echo "==> vitest (frontend/client, against the real server)"
+	@npm run --silent --prefix $(CLIENT) test
+
+pytest: setup chain ui $(CHROMIUM)
 	@echo "==> pytest"
 	@$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(CHAIN)/node_modules
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(CHAIN)/node_modules $(CLIENT)/node_modules $(APP)/node_modules $(APP)/dist

@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+
+import { applyEvent, emptyState, fromServerState, isTyping, type Message } from "../src/index.js";
+
+const agent = (content: string, is_streaming = true): Message => ({
+  id: "m_1",
+  sender: "agent",
+  content,
+  timestamp: "2026-01-01T00:00:00.000Z",
+  is_streaming,
+  status: is_streaming ? "streaming" : "complete",
+  tool: null,
+});
+
+describe("applyEvent", () => {
+  it("builds a reply from created, delta and completed events", () => {
+    let state = emptyState("s");
+    state = applyEvent(state, "message.created", { message: agent("") }, 1) ?? state;
+    expect(isTyping(state)).toBe(true);
+    state = applyEvent(state, "message.delta", { id: "m_1", delta: "Hel" }, 2) ?? state;
+    state = applyEvent(state, "message.delta", { id: "m_1", delta: "lo" }, 3) ?? state;
+    expect(state.messages[0]?.content).toBe("Hello");
+    state = applyEvent(state, "message.completed", { message: agent("Hello", false) }, 4) ?? state;
+    expect(state.messages).toHaveLength(1);
+    expect(isTyping(state)).toBe(false);
+    expect(state.seq).toBe(4);
+  });
+
+  it("asks for a resync when a delta names a message it does not have", () => {
+    expect(applyEvent(emptyState("s"), "message.delta", { id: "m_x", delta: "?" }, 1)).toBeNull();
+  });
+
+  it("tracks the pending wallet transaction and the flags", () => {
+    const tx = { id: "tx_1" } as never;
+    let state = applyEvent(emptyState("s"), "wallet.request", { tx }, 1) ?? emptyState("s");
+    expect(state.pending_wallet_tx).toBe(tx);
+    state = applyEvent(state, "wallet.resolved", { tx_id: "tx_other" }, 2) ?? state;
+    expect(state.pending_wallet_tx).toBe(tx);
+    state = applyEvent(state, "wallet.resolved", { tx_id: "tx_1" }, 3) ?? state;
+    expect(state.pending_wallet_tx).toBeNull();
+    state = applyEvent(state, "state", { is_processing: true, network: "sepolia" }, 4) ?? state;
+    expect(state).toMatchObject({ is_processing: true, network: "sepolia", session_id: "s", seq: 4 });
+    expect(applyEvent(state, "some.future.event", {}, 5)).toMatchObject({ seq: 5, network: "sepolia" });
+  });
+
+  it("fills in what an older server's state lacks", () => {
+    expect(fromServerState({ seq: 3, messages: [agent("x", false)] }, "s")).toMatchObject({
+      session_id: "s",
+      seq: 3,
+      queued: [],
+      pending_wallet_tx: null,
+    });
+  });
+});
