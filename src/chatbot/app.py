@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from chatbot.agent.providers import build_backend
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Sessions active/created/expired, streams open, turns running, events sent."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    serve_ui(app, settings.ui_dir)  # last: its mount at / must not shadow any route
+    serve_ui(app, settings.ui_dir)
     return app
 
 
@@ -126,11 +126,36 @@ UI_MISSING = """<!doctype html><meta charset="utf-8"><title>chatbot</title>
 
 
 def serve_ui(app: FastAPI, ui_dir: Path) -> None:
-    """The built web UI at `/` (routes added before this one win), or a hint to build it."""
-    if (ui_dir / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=ui_dir, html=True), name="ui")
+    """The built web UI at `/`, or a page that says how to build it.
+
+    Only the UI's own top-level entries are routed (index.html at `/`, its files and
+    asset folders by name): a catch-all mount at `/` would answer unknown API paths
+    and wrong methods itself, outside the error envelope.
+    """
+    index = ui_dir / "index.html"
+    if not index.is_file():
+
+        @app.get("/", include_in_schema=False)
+        async def ui_missing() -> HTMLResponse:
+            return HTMLResponse(UI_MISSING)
+
         return
 
     @app.get("/", include_in_schema=False)
-    async def ui_missing() -> HTMLResponse:
-        return HTMLResponse(UI_MISSING)
+    async def ui() -> FileResponse:
+        return FileResponse(index)
+
+    for entry in sorted(ui_dir.iterdir()):
+        if entry.is_dir():
+            app.mount(f"/{entry.name}", StaticFiles(directory=entry), name=f"ui-{entry.name}")
+        elif entry.name != "index.html":
+            app.add_api_route(
+                f"/{entry.name}", _file_endpoint(entry), methods=["GET"], include_in_schema=False
+            )
+
+
+def _file_endpoint(path: Path) -> Callable[[], Awaitable[FileResponse]]:
+    async def serve() -> FileResponse:
+        return FileResponse(path)
+
+    return serve
