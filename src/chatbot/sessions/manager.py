@@ -120,7 +120,9 @@ class SessionManager:
 
     async def require(self, session_id: str) -> Session:
         """The session with this id (loading it if stored), or `SessionNotFound`."""
-        session = await self.find(session_id)
+        # A write may create the session while `find` awaits the store: look again, with
+        # no await before the stream is attached or parked, so it cannot miss the session.
+        session = await self.find(session_id) or self._sessions.get(session_id)
         if session is None:
             raise SessionNotFound(f"No session with id {redact(session_id)!s}.")
         return session
@@ -131,7 +133,9 @@ class SessionManager:
         After the (shared) load, lookup and insertion happen with no await in between,
         so two concurrent creates of one id always yield the same session.
         """
-        session = await self.find(session_id)
+        # A write may create the session while `find` awaits the store: look again, with
+        # no await before the stream is attached or parked, so it cannot miss the session.
+        session = await self.find(session_id) or self._sessions.get(session_id)
         if session is not None:
             return session
         session = self._sessions.get(session_id)
@@ -217,7 +221,9 @@ class SessionManager:
         """Register a stream and queue what it starts with (snapshot, replay or state)."""
         if len(self._streams) >= self.settings.max_streams:
             raise TooManyStreams("The server has too many open streams.", retry_after=5)
-        session = await self.find(session_id)
+        # A write may create the session while `find` awaits the store: look again, with
+        # no await before the stream is attached or parked, so it cannot miss the session.
+        session = await self.find(session_id) or self._sessions.get(session_id)
         listeners = (
             len(session.subscribers) + len(session.legacy_subscribers)
             if session is not None

@@ -543,7 +543,16 @@ class Session:
         self._task = None
         self.last_active = time.monotonic()
         self.env.hooks.turn_ended()
-        if not self.closed:
+        if self.closed:
+            return
+        # Work can arrive after the task saw nothing left to do but before this callback
+        # ran (the session still looked busy then): it is answered now, not stranded.
+        follow_up, self._follow_up = self._follow_up, None
+        if follow_up is not None:
+            self._start(follow_up)
+        elif self._queue:
+            self._start(self.add_message(self._queue.popleft()))
+        else:
             self.emit_state()
 
     def _wind_up(self, status: MessageStatus, note: str | None) -> None:
