@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"chatbot: {error}\n")
     host = args.host or settings.backend_host
     port = settings.backend_port if args.port is None else args.port
-    log.info("starting", extra={"host": host, "port": port, "provider": settings.llm_provider})
+    log.info("starting", extra={"host": host, "port": port, "provider": settings.provider.value})
     config = uvicorn.Config(
         app,
         host=host,
