@@ -203,7 +203,10 @@ class SessionManager:
         return len(expired)
 
     def check_available(self) -> None:
-        """Refuse a write before any session is made for it when no turn could run."""
+        """Refuse a chat before any session is made for it when no turn could run.
+
+        The one gate: sessions themselves assume a usable model.
+        """
         self.env.runner.check_available()
 
     def set_status(self, **flags: bool) -> None:

@@ -366,7 +366,7 @@ class Session:
             expires_at=iso_in(timeout),
             deadline=time.monotonic() + timeout,
         )
-        self.wallet.propose(tx)
+        self.wallet.pending = tx
         self.env.store.save_wallet_tx(self.id, tx, None)
         self._emit("wallet.request", {"tx": tx.public()})
         self.emit_state()
@@ -426,7 +426,6 @@ class Session:
 
     async def submit_chat(self, text: str) -> Message:
         """Add a user message and run the turn that answers it, or queue it."""
-        self.env.runner.check_available()
         self.last_active = time.monotonic()
         policy = self.env.settings.busy_policy
         if self._task is not None:
@@ -459,7 +458,6 @@ class Session:
         The original app reported wallet outcomes this way ("Transaction sent: 0x…"):
         such a note resolves the pending transaction too.
         """
-        self.env.runner.check_available()
         self.last_active = time.monotonic()
         pending = self.wallet.pending
         parsed = resolution_from_text(text) if pending is not None else None

@@ -118,11 +118,6 @@ class WalletSlot:
         self.pending: WalletTx | None = None
         self.resolved: OrderedDict[str, WalletStatus] = OrderedDict()
 
-    def propose(self, tx: WalletTx) -> WalletTx | None:
-        """Make `tx` the pending one; returns the one it replaces, if any."""
-        replaced, self.pending = self.pending, tx
-        return replaced
-
     def resolve(
         self, tx_id: str, status: WalletStatus, hash: str | None, error: str | None
     ) -> WalletResolution:
