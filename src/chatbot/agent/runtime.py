@@ -1,9 +1,10 @@
 """The turn loop: pydantic-ai's agent graph, its stream events mapped onto the session.
 
 One `Agent` per process. Each turn runs it with that session's history and context
-(network); text deltas stream into an agent message, tool calls become their own
-messages. Cancelling the turn's task unwinds pydantic-ai's stream context managers,
-which close the upstream HTTP response (or stop the local generation).
+(network); text deltas stream into an agent message as the model sends them (through
+`LiveModel`), tool calls become their own messages. Cancelling the turn's task unwinds
+the model's stream context manager, which closes the upstream HTTP response (or stops
+the local generation).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pydantic_ai.usage import UsageLimits
 
 from chatbot.agent.deps import TurnDeps
 from chatbot.agent.history import context_trimmer, to_model_messages
+from chatbot.agent.live import LiveModel
 from chatbot.agent.prompts import SYSTEM_PROMPT, session_context
 from chatbot.agent.providers import ModelBackend
 from chatbot.config import Settings
@@ -112,11 +114,12 @@ class AgentRuntime:
             async with self.agent.iter(
                 message_history=to_model_messages(session.messages),
                 deps=deps,
-                model=model,
+                model=LiveModel(model, turn.apply),
                 usage_limits=limits,
             ) as run:
                 async for node in run:
-                    if Agent.is_model_request_node(node) or Agent.is_call_tools_node(node):
+                    # Model text arrives through LiveModel; only tool runs are streamed here.
+                    if Agent.is_call_tools_node(node):
                         async with node.stream(run.ctx) as events:
                             async for event in events:
                                 turn.apply(event)

@@ -2,7 +2,9 @@
 
 It answers the latest user message (or system note) with `SCRIPTED_REPLY`, where
 `{message}` stands for that message's text, streamed word by word at
-`SCRIPTED_TOKENS_PER_SECOND` (0: as fast as possible). Two directives let a message
+`SCRIPTED_TOKENS_PER_SECOND` (0: as fast as possible). `{now}` in the reply becomes each
+token's emit time (microseconds since the epoch, 16 digits): benchmarks measure token
+latency from it. Two directives let a message
 script other behaviour through the same agent loop the real models use:
 
 - `/tool NAME {"json": "args"}`: call tool NAME with those arguments, then report
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 
 import orjson
@@ -23,6 +26,7 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls
 
 MODEL_NAME = "scripted"
 BURST = 32
+NOW = "{now}"
 _TOKEN = re.compile(r"\s*\S+|\s+")
 _SYSTEM_NOTE = re.compile(r"^<system>(.*)</system>$", re.DOTALL)
 
@@ -51,12 +55,15 @@ def scripted_model(reply: str, tokens_per_second: float) -> FunctionModel:
             answer = "\n".join(_describe(result) for result in results)
         else:
             answer = reply.replace("{message}", text)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         for index, token in enumerate(tokenize(answer)):
+            # Token i is due at start + i * delay, so slow ticks do not add up to drift.
             # At 0 tokens/s it still yields to the loop every BURST tokens, so other
             # sessions keep moving while one streams as fast as it can.
             if index and (delay or index % BURST == 0):
-                await asyncio.sleep(delay)
-            yield token
+                await asyncio.sleep(max(0.0, start + index * delay - loop.time()))
+            yield token.replace(NOW, str(time.time_ns() // 1000)) if NOW in token else token
 
     return FunctionModel(stream_function=stream, model_name=MODEL_NAME)
 
