@@ -32,9 +32,9 @@ def build_backend(settings: Settings) -> ModelBackend:
     name = settings.provider
     context = settings.llm_context_tokens
     if name is ProviderName.SCRIPTED:
-        from chatbot.agent.providers.scripted import scripted_model
+        from chatbot.agent.providers.scripted import ScriptedModel
 
-        model = scripted_model(settings.scripted_reply, settings.scripted_tokens_per_second)
+        model = ScriptedModel(settings.scripted_reply, settings.scripted_tokens_per_second)
         return ModelBackend(name, model, context or DEFAULT_CONTEXT_TOKENS[name])
     if name is ProviderName.LOCAL:
         from chatbot.agent.providers.local import LocalModel

@@ -18,11 +18,25 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
+from pydantic_ai import RunContext
 from pydantic_ai.exceptions import ModelAPIError
-from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
-from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    ModelResponseStreamEvent,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.function import DeltaToolCall
+from pydantic_ai.settings import ModelSettings
 
 MODEL_NAME = "scripted"
 BURST = 32
@@ -36,36 +50,121 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def scripted_model(reply: str, tokens_per_second: float) -> FunctionModel:
-    """The scripted provider as a pydantic-ai model."""
-    delay = 1.0 / tokens_per_second if tokens_per_second > 0 else 0.0
+class ScriptedModel(Model):
+    """The scripted provider as a pydantic-ai model.
 
-    async def stream(
-        messages: list[ModelMessage], info: AgentInfo
-    ) -> AsyncIterator[str | DeltaToolCalls]:
-        last = messages[-1]
-        results = [part for part in last.parts if isinstance(part, ToolReturnPart)]
-        text = _latest_input(messages)
-        if text.startswith("/error"):
-            raise ModelAPIError(MODEL_NAME, text.removeprefix("/error").strip() or "scripted error")
-        if text.startswith("/tool ") and not results:
-            yield _tool_call(text)
+    A `Model` of its own rather than a `FunctionModel`: the latter's peekable stream
+    takes an anyio lock per delta, which at benchmark rates costs more than the rest of
+    the server's work on a token (bench/README.md).
+    """
+
+    def __init__(self, reply: str, tokens_per_second: float) -> None:
+        super().__init__()
+        self.reply = reply
+        self.delay = 1.0 / tokens_per_second if tokens_per_second > 0 else 0.0
+
+    @property
+    def model_name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def system(self) -> str:
+        return MODEL_NAME
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        """The whole reply at once (the agent loop streams it; this is for completeness)."""
+        async with self.request_stream(
+            messages, model_settings, model_request_parameters
+        ) as stream:
+            async for _ in stream:
+                pass
+        return stream.get()
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncIterator[StreamedResponse]:
+        """Stream the scripted answer to the newest input."""
+        _, parameters = self.prepare_request(model_settings, model_request_parameters)
+        yield ScriptedStream(parameters, _answer(messages, self.reply), self.delay)
+
+
+@dataclass
+class ScriptedStream(StreamedResponse):
+    """One scripted answer: a tool call, or text token by token on schedule."""
+
+    answer: str | DeltaToolCall = ""
+    delay: float = 0.0
+    _timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    async def _get_event_iterator(self) -> AsyncIterator[ModelResponseStreamEvent]:
+        if isinstance(self.answer, DeltaToolCall):
+            call = self.answer
+            for event in self._parts_manager.handle_tool_call_delta_events(
+                vendor_part_id=0,
+                tool_name=call.name,
+                args=call.json_args,
+                tool_call_id=call.tool_call_id,
+            ):
+                yield event
             return
-        if results:
-            answer = "\n".join(_describe(result) for result in results)
-        else:
-            answer = reply.replace("{message}", text)
         loop = asyncio.get_running_loop()
         start = loop.time()
-        for index, token in enumerate(tokenize(answer)):
+        for index, token in enumerate(tokenize(self.answer)):
             # Token i is due at start + i * delay, so slow ticks do not add up to drift.
             # At 0 tokens/s it still yields to the loop every BURST tokens, so other
             # sessions keep moving while one streams as fast as it can.
-            if index and (delay or index % BURST == 0):
-                await asyncio.sleep(max(0.0, start + index * delay - loop.time()))
-            yield token.replace(NOW, str(time.time_ns() // 1000)) if NOW in token else token
+            if index and (self.delay or index % BURST == 0):
+                await asyncio.sleep(max(0.0, start + index * self.delay - loop.time()))
+            if NOW in token:
+                token = token.replace(NOW, str(time.time_ns() // 1000))
+            self._usage.output_tokens += 1
+            for event in self._parts_manager.handle_text_delta(
+                vendor_part_id="content", content=token
+            ):
+                yield event
 
-    return FunctionModel(stream_function=stream, model_name=MODEL_NAME)
+    async def close_stream(self) -> None:
+        """Nothing to close: no connection behind it."""
+
+    @property
+    def model_name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def provider_name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def provider_url(self) -> None:
+        return None
+
+    @property
+    def timestamp(self) -> datetime:
+        return self._timestamp
+
+
+def _answer(messages: list[ModelMessage], reply: str) -> str | DeltaToolCall:
+    """What the script says to the newest input; raises as a provider would for `/error`."""
+    last = messages[-1]
+    results = [part for part in last.parts if isinstance(part, ToolReturnPart)]
+    if results:
+        return "\n".join(_describe(result) for result in results)
+    text = _latest_input(messages)
+    if text.startswith("/error"):
+        raise ModelAPIError(MODEL_NAME, text.removeprefix("/error").strip() or "scripted error")
+    if text.startswith("/tool "):
+        return _tool_call(text)
+    return reply.replace("{message}", text)
 
 
 def _latest_input(messages: list[ModelMessage]) -> str:
@@ -80,7 +179,7 @@ def _latest_input(messages: list[ModelMessage]) -> str:
     return ""
 
 
-def _tool_call(directive: str) -> DeltaToolCalls:
+def _tool_call(directive: str) -> DeltaToolCall:
     name, _, raw_args = directive.removeprefix("/tool ").strip().partition(" ")
     try:
         args = orjson.loads(raw_args) if raw_args.strip() else {}
@@ -88,11 +187,9 @@ def _tool_call(directive: str) -> DeltaToolCalls:
         raise ModelAPIError(MODEL_NAME, f"/tool arguments are not JSON: {error}") from None
     if not isinstance(args, dict):
         raise ModelAPIError(MODEL_NAME, "/tool arguments must be a JSON object")
-    return {
-        0: DeltaToolCall(
-            name=name, json_args=orjson.dumps(args).decode(), tool_call_id=f"call_{name}"
-        )
-    }
+    return DeltaToolCall(
+        name=name, json_args=orjson.dumps(args).decode(), tool_call_id=f"call_{name}"
+    )
 
 
 def _describe(result: ToolReturnPart) -> str:
