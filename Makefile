@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck frontend-check pytest setup chain ui node clean
+.PHONY: run test lint typecheck frontend-check pytest setup chain ui node clean bench
 
 run: setup ui
 	@echo "==> Serving at http://$${BACKEND_HOST:-127.0.0.1}:$${BACKEND_PORT:-8080} (Ctrl+C stops)"
@@ -38,10 +38,18 @@ $(STAMP): $(BIN)/python pyproject.toml
 	@$(BIN)/python -c 'import chatbot.app, llama_cpp' || { echo "install failed"; exit 1; }
 	@touch $(STAMP)
 
+# Benchmarks: each scenario prints its progress; results land in bench/results/ and
+# docs/BENCHMARKS.md. QUICK=1 runs everything small (var/bench-quick/); ONLY=a,b picks
+# scenarios (sessions, idle, fanout, wire, interrupt, resume, langgraph).
+bench: setup
+	@echo "==> [bench] matplotlib, for the plots"
+	@$(PIP) install -q -e '.[bench]'
+	@$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
+
 lint: setup
 	@echo "==> ruff (lint, format)"
-	@$(BIN)/ruff check src tests
-	@$(BIN)/ruff format --check src tests
+	@$(BIN)/ruff check src tests bench
+	@$(BIN)/ruff format --check src tests bench
 
 typecheck: setup
 	@echo "==> mypy --strict src"

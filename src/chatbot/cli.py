@@ -12,6 +12,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from chatbot.app import create_app
+from chatbot.collector import tune_for_serving
 from chatbot.config import Settings
 from chatbot.logs import configure_logging
 from chatbot.sessions.manager import SessionManager
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(settings)
     except ValueError as error:
         parser.exit(2, f"chatbot: {error}\n")
+    tune_for_serving()
     host = args.host or settings.backend_host
     port = settings.backend_port if args.port is None else args.port
     log.info("starting", extra={"host": host, "port": port, "provider": settings.provider.value})

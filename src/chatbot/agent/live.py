@@ -3,13 +3,14 @@
 The agent graph sees a plain (non-streamed) request, so it adds nothing per delta;
 the wrapper consumes the model's own stream and hands every event to the turn as it
 arrives. pydantic-ai's streaming layer (`node.stream()`) costs about 40 µs of locks and
-cancel scopes per delta on top of the model's stream (bench/README.md has the numbers),
+cancel scopes per delta on top of the model's stream (docs/BENCHMARKS.md has the numbers),
 which alone would cap one core near 15,000 tokens/s. Cancelling the turn still unwinds
 `request_stream`, which closes the upstream response.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, ModelResponseStreamEvent
@@ -33,7 +34,22 @@ class LiveModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
-        """Stream the response into `on_event`, then return it whole."""
+        """Stream the response into `on_event`, then return it whole.
+
+        The stream is read in a task of its own: every delta then resumes a handful of
+        frames instead of the agent graph's twenty. Cancelling this request cancels that
+        task (asyncio passes a cancel on to the task being awaited).
+        """
+        return await asyncio.create_task(
+            self._read(messages, model_settings, model_request_parameters)
+        )
+
+    async def _read(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
         async with self.wrapped.request_stream(
             messages, model_settings, model_request_parameters
         ) as stream:

@@ -35,7 +35,7 @@ async def _writable_session(request: Request, given: str | None) -> Session:
     manager = manager_of(request)
     session_id = session_id_of(request, given)
     if session_id is None:
-        return await manager.create()
+        return manager.create()
     return await manager.get_or_create(session_id)
 
 

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 )
 async def create_session(request: Request) -> JsonResponse:
     """A new, empty session with a server-made UUIDv4 id."""
-    session = await manager_of(request).create()
+    session = manager_of(request).create()
     return JsonResponse(
         {"session_id": session.id}, status_code=201, headers={"X-Session-Id": session.id}
     )

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from inspect import isawaitable
 
+from chatbot.collector import collect_old
 from chatbot.config import Settings
 from chatbot.errors import SessionNotFound, TooManySessions, TooManyStreams
 from chatbot.metrics import Metrics
@@ -141,6 +142,9 @@ class SessionManager:
         session = self._sessions.get(session_id)
         if session is not None:
             return session
+        return self._new(session_id)
+
+    def _new(self, session_id: str) -> Session:
         if len(self._sessions) >= self.settings.max_sessions:
             raise TooManySessions(
                 "The server holds as many sessions as it may; try again later.",
@@ -159,9 +163,13 @@ class SessionManager:
         self.metrics.sessions_active.set(len(self._sessions))
         return session
 
-    async def create(self) -> Session:
-        """A new session with a server-made UUIDv4 id."""
-        return await self.get_or_create(new_session_id())
+    def create(self) -> Session:
+        """A new session with a server-made UUIDv4 id.
+
+        A fresh UUIDv4 cannot be in the store, so it is not looked up there: that read
+        was nine tenths of a create's cost (docs/BENCHMARKS.md).
+        """
+        return self._new(new_session_id())
 
     async def remove(self, session_id: str) -> None:
         """Delete a session and its stored history; its streams get `session.closed`."""
@@ -175,7 +183,8 @@ class SessionManager:
         log.info("session removed", extra={"session": redact(session_id)})
 
     async def sweep(self) -> int:
-        """Expire overdue wallet requests, evict idle sessions, delete old stored ones.
+        """Expire overdue wallet requests, evict idle sessions, delete old stored ones,
+        collect garbage.
 
         Eviction only frees memory: an evicted session is loaded again on its next use.
         Returns how many sessions were evicted.
@@ -200,6 +209,7 @@ class SessionManager:
             self.metrics.sessions_expired.inc(len(expired))
             self.metrics.sessions_active.set(len(self._sessions))
             log.info("sessions expired", extra={"count": len(expired)})
+        collect_old()  # the full collection, which runs only here (see chatbot/collector.py)
         return len(expired)
 
     def check_available(self) -> None:
@@ -280,7 +290,7 @@ class SessionManager:
 
     def events_sent(self, count: int) -> None:
         """Count frames handed to subscribers."""
-        self.metrics.events_sent.inc(count)
+        self.metrics.events_sent += count
 
     def turn_started(self) -> None:
         """Count a turn that began."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +31,9 @@ from pydantic_ai.messages import (
     ModelRequest,
     ModelResponse,
     ModelResponseStreamEvent,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPartDelta,
     ToolReturnPart,
     UserPromptPart,
 )
@@ -55,7 +58,7 @@ class ScriptedModel(Model):
 
     A `Model` of its own rather than a `FunctionModel`: the latter's peekable stream
     takes an anyio lock per delta, which at benchmark rates costs more than the rest of
-    the server's work on a token (bench/README.md).
+    the server's work on a token (docs/BENCHMARKS.md).
     """
 
     def __init__(self, reply: str, tokens_per_second: float) -> None:
@@ -119,6 +122,8 @@ class ScriptedStream(StreamedResponse):
             return
         loop = asyncio.get_running_loop()
         start = loop.time()
+        rest: list[str] = []
+        part = 0
         for index, token in enumerate(tokenize(self.answer)):
             # Token i is due at start + i * delay, so slow ticks do not add up to drift.
             # At 0 tokens/s it still yields to the loop every BURST tokens, so other
@@ -128,10 +133,22 @@ class ScriptedStream(StreamedResponse):
             if NOW in token:
                 token = token.replace(NOW, str(time.time_ns() // 1000))
             self._usage.output_tokens += 1
-            for event in self._parts_manager.handle_text_delta(
-                vendor_part_id="content", content=token
-            ):
-                yield event
+            if index == 0:
+                for event in self._text(token):
+                    if isinstance(event, PartStartEvent):
+                        part = event.index
+                    yield event
+            else:
+                # Later tokens go out as bare deltas; the parts manager gets them in one
+                # piece at the end, as it rebuilds its part on every delta it is given.
+                rest.append(token)
+                yield PartDeltaEvent(index=part, delta=TextPartDelta(content_delta=token))
+        if rest:
+            for _ in self._text("".join(rest)):
+                pass
+
+    def _text(self, text: str) -> Iterator[ModelResponseStreamEvent]:
+        return self._parts_manager.handle_text_delta(vendor_part_id="content", content=text)
 
     async def close_stream(self) -> None:
         """Nothing to close: no connection behind it."""

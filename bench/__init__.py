@@ -1,0 +1,1 @@
+"""Benchmarks: a load generator, baseline servers and the runs that compare them."""

@@ -1,0 +1,1 @@
+"""Baseline servers the benchmarks compare ours against; run them with `python -m`."""
