@@ -17,7 +17,7 @@ import orjson
 import uvloop
 
 from bench import fanout, idle, interrupt, resume, sessions, wire
-from bench.flavors import CEILING, FASTAPI, OURS, OURS_LEGACY, SEED
+from bench.flavors import CEILING, FASTAPI, OURS, SEED
 from bench.loadgen import pin, raise_open_files_limit
 from bench.progress import step
 from bench.report import write_report
@@ -99,8 +99,8 @@ async def run_wire(size: dict[str, Any]) -> Any:
     results = []
     for history in size["wire_history"]:
         with step(f"wire: history of {history} messages, ours (both streams) and original"):
-            results += await wire.wire_bytes(OURS, [OURS, OURS_LEGACY], history)
-            results += await wire.wire_bytes(SEED, [SEED], history)
+            results += await wire.ours(history)
+            results += await wire.original(history)
     return results
 
 

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     max_streams: int = Field(default=20_000, ge=1)
     max_streams_per_session: int = Field(default=32, ge=1)
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
-    legacy_stream_min_interval_ms: float = Field(default=50.0, ge=0)
+    legacy_stream_min_interval_ms: float = Field(default=100.0, ge=0)
 
     networks: dict[str, Network] = Field(default_factory=_default_networks)
     default_network: str | None = None

@@ -36,7 +36,7 @@ def utc_timestamp() -> str:
 
 def new_message_id() -> str:
     """A short random id, unique within any realistic session."""
-    return "m_" + secrets.token_hex(8)
+    return "m_" + secrets.token_hex(6)  # 48 bits: short on every delta, unique per session
 
 
 @dataclass(slots=True)
