@@ -35,7 +35,11 @@ def sizes(quick: bool) -> dict[str, Any]:
             "idle_baselines": 200,
             "fanout_points": [(200, 20), (200, 60)],
             "fanout_seconds": 2.0,
-            "fanout_baseline_points": [(200, 20)],
+            "fanout_baseline_points": {
+                "raw_ceiling": [(200, 20)],
+                "fastapi_sse": [(200, 20)],
+                "seed_polling": [(200, 20)],
+            },
             "first_token_repeats": 5,
             "sessions": 3000,
             "wire_history": [10, 100],
@@ -50,14 +54,17 @@ def sizes(quick: bool) -> dict[str, Any]:
             (100, 20),
             (500, 20),
             (1000, 20),
+            (1000, 25),
+            (1000, 30),
             (2000, 20),
             (1000, 40),
-            (1000, 60),
-            (1000, 80),
-            (1000, 100),
         ],
         "fanout_seconds": 8.0,
-        "fanout_baseline_points": [(100, 20), (500, 20), (1000, 20), (1000, 60), (1000, 100)],
+        "fanout_baseline_points": {
+            "raw_ceiling": [(100, 20), (1000, 20), (1000, 60), (1000, 100)],
+            "fastapi_sse": [(100, 20), (500, 20), (1000, 20)],
+            "seed_polling": [(100, 20), (1000, 20)],
+        },
         "first_token_repeats": 30,
         "sessions": 100_000,
         "wire_history": [10, 100, 1000],
@@ -82,7 +89,7 @@ async def run_fanout(size: dict[str, Any]) -> Any:
     seconds = size["fanout_seconds"]
     results = await fanout.sweep(OURS, size["fanout_points"], seconds)
     for flavor in (CEILING, FASTAPI, SEED):
-        results += await fanout.sweep(flavor, size["fanout_baseline_points"], seconds)
+        results += await fanout.sweep(flavor, size["fanout_baseline_points"][flavor.name], seconds)
     first = []
     for flavor in (OURS, CEILING, FASTAPI):
         with step(f"first token: {flavor.name}"):

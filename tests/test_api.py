@@ -612,6 +612,23 @@ async def test_reads_and_interrupt_of_an_unknown_id_are_404_and_create_nothing(
     assert (await client.get(f"/api/sessions/{sid}")).status_code == 404
 
 
+async def test_a_web_page_on_another_origin_may_read_both_streams_and_their_errors(
+    client: httpx.AsyncClient, sid: str
+) -> None:
+    """The streams are served ahead of the middleware stack; CORS must still apply."""
+    page = {"Origin": "http://example.test:5173"}
+    for path in (f"/api/sessions/{sid}/events", f"/api/chat/stream?session_id={sid}"):
+        async with client.stream("GET", path, headers=page) as response:
+            assert response.status_code == 200
+            assert response.headers["access-control-allow-origin"] == "*"
+            assert "x-session-id" in response.headers["access-control-expose-headers"].lower()
+    refused = await send(client, "GET", "/api/sessions/not%20valid/events", headers=page)
+    assert_envelope(refused, 400, "invalid_session_id")
+    assert refused.headers["access-control-allow-origin"] == "*"
+    missing = await send(client, "GET", "/api/chat/stream", headers=page)
+    assert_envelope(missing, 400, "missing_session_id")
+
+
 async def test_streams_on_an_unknown_id_wait_empty_until_a_write_creates_it(
     client: httpx.AsyncClient, sid: str
 ) -> None:

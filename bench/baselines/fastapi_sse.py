@@ -15,20 +15,18 @@ GET /api/sessions/{session_id}/events.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import socket
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-import uvicorn
 from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 
 from bench.baselines.script import reply_template, tokens, tokens_per_second
+from bench.baselines.serve import serve
 
 
 class MessageCreated(BaseModel):
@@ -138,23 +136,5 @@ async def events(
             yield ServerSentEvent(event=event.type, id=str(event.seq), data=event.data)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8102)
-    args = parser.parse_args()
-    sock = socket.create_server((args.host, args.port), backlog=4096)
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=1,
-    )
-    print("ready", flush=True)  # the socket listens already; uvicorn accepts from it
-    uvicorn.Server(config).run(sockets=[sock])
-
-
 if __name__ == "__main__":
-    main()
+    serve(app, __doc__.splitlines()[0], 8102)

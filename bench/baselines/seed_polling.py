@@ -16,21 +16,19 @@ POST /api/interrupt, GET /api/chat/stream?session_id=.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from bench.baselines.script import reply_template, tokens, tokens_per_second
+from bench.baselines.serve import serve
 
 POLL_SECONDS = 0.1
 
@@ -160,23 +158,5 @@ async def stream(session_id: str) -> StreamingResponse:
     return StreamingResponse(poll(), media_type="text/event-stream")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8101)
-    args = parser.parse_args()
-    sock = socket.create_server((args.host, args.port), backlog=4096)
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=1,
-    )
-    print("ready", flush=True)  # the socket listens already; uvicorn accepts from it
-    uvicorn.Server(config).run(sockets=[sock])
-
-
 if __name__ == "__main__":
-    main()
+    serve(app, __doc__.splitlines()[0], 8101)

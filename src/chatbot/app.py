@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -98,14 +99,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
 
     install_error_handlers(app)
+    cors: dict[str, Any] = {
+        "allow_origins": settings.cors_origins,
+        "allow_methods": ["GET", "POST", "DELETE", "OPTIONS"],
+        "allow_headers": ["Content-Type", "X-Session-Id", "Last-Event-ID"],
+        "expose_headers": ["X-Session-Id", "Retry-After"],
+    }
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-        allow_headers=["Content-Type", "X-Session-Id", "Last-Event-ID"],
-        expose_headers=["X-Session-Id", "Retry-After"],
-    )
+    app.add_middleware(CORSMiddleware, **cors)
+    app.add_middleware(stream.StreamRoutes, cors=cors)  # added last: the outermost
     app.include_router(legacy.router)
     app.include_router(sessions.router)
     app.include_router(stream.router)

@@ -50,9 +50,20 @@ class LiveModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
-        async with self.wrapped.request_stream(
-            messages, model_settings, model_request_parameters
-        ) as stream:
-            async for event in stream:
-                self.on_event(event)
-        return stream.get()
+        return await read_stream(
+            self.wrapped, messages, model_settings, model_request_parameters, self.on_event
+        )
+
+
+async def read_stream(
+    model: Model,
+    messages: list[ModelMessage],
+    model_settings: ModelSettings | None,
+    model_request_parameters: ModelRequestParameters,
+    on_event: Callable[[ModelResponseStreamEvent], None],
+) -> ModelResponse:
+    """Stream one request of `model` into `on_event`; the whole response at the end."""
+    async with model.request_stream(messages, model_settings, model_request_parameters) as stream:
+        async for event in stream:
+            on_event(event)
+    return stream.get()

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from chatbot.api.errors import chatbot_error_response
 from chatbot.api.params import manager_of, required_session_id
 from chatbot.api.schemas import errors_doc, sse_doc
-from chatbot.errors import InvalidLastEventId
+from chatbot.errors import ChatbotError, InvalidLastEventId
 from chatbot.sessions.events import StreamKind, Subscriber
 from chatbot.sessions.manager import SessionManager
 
@@ -125,3 +128,51 @@ async def legacy_stream(request: Request, session_id: str | None = None) -> Resp
         required_session_id(request, session_id), StreamKind.LEGACY
     )
     return EventStream(manager, subscriber)
+
+
+class StreamRoutes:
+    """Serves the two stream paths ahead of the rest of the middleware stack.
+
+    A stream lives for hours. Routed through the whole stack, it kept a suspended frame
+    in every middleware and sent each frame, keep-alives included, through every
+    middleware's `send` wrapper: about 27 KiB per idle stream and a third of the cost of
+    writing an event (docs/BENCHMARKS.md). Here the same route functions answer, behind
+    CORS only; any other request goes on down the stack.
+    """
+
+    def __init__(self, app: ASGIApp, cors: dict[str, Any]) -> None:
+        self.app = app
+        self.streams = CORSMiddleware(self._stream, **cors)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and _is_stream(scope["path"]):
+            await self.streams(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        path: str = scope["path"]
+        try:
+            if path == LEGACY_PATH:
+                response = await legacy_stream(request, request.query_params.get("session_id"))
+            else:
+                session_id = path.removeprefix(EVENTS_PREFIX).removesuffix(EVENTS_SUFFIX)
+                last = request.query_params.get("last_event_id")
+                response = await events(request, session_id, last)
+        except ChatbotError as error:
+            response = chatbot_error_response(error)
+        await response(scope, receive, send)
+
+
+LEGACY_PATH = "/api/chat/stream"
+EVENTS_PREFIX, EVENTS_SUFFIX = "/api/sessions/", "/events"
+
+
+def _is_stream(path: str) -> bool:
+    if path == LEGACY_PATH:
+        return True
+    if not (path.startswith(EVENTS_PREFIX) and path.endswith(EVENTS_SUFFIX)):
+        return False
+    session_id = path[len(EVENTS_PREFIX) : -len(EVENTS_SUFFIX)]
+    return bool(session_id) and "/" not in session_id

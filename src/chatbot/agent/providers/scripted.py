@@ -41,6 +41,8 @@ from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.function import DeltaToolCall
 from pydantic_ai.settings import ModelSettings
 
+from chatbot.agent.live import read_stream
+
 MODEL_NAME = "scripted"
 BURST = 32
 NOW = "{now}"
@@ -81,12 +83,9 @@ class ScriptedModel(Model):
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
         """The whole reply at once (the agent loop streams it; this is for completeness)."""
-        async with self.request_stream(
-            messages, model_settings, model_request_parameters
-        ) as stream:
-            async for _ in stream:
-                pass
-        return stream.get()
+        return await read_stream(
+            self, messages, model_settings, model_request_parameters, lambda _: None
+        )
 
     @asynccontextmanager
     async def request_stream(
