@@ -136,10 +136,13 @@ def _targets(data: dict[str, Any]) -> str:
         )
     sweep = [p for p in data.get("fanout", {}).get("sweep", []) if p["server"] == "ours"]
     if sweep:
-        within = [p for p in sweep if p["p99_ms"] <= 50]
+        within = [p for p in sweep if p["p99_ms"] <= 50 and not p.get("saturated")]
         best = max(within, key=lambda p: p["tokens_per_s"]) if within else None
         ceiling = [p for p in data["fanout"]["sweep"] if p["server"] == "raw_ceiling"]
-        top = max((p["tokens_per_s"] for p in ceiling if p["p99_ms"] <= 50), default=None)
+        top = max(
+            (p["tokens_per_s"] for p in ceiling if p["p99_ms"] <= 50 and not p.get("saturated")),
+            default=None,
+        )
         share = f" ({best['tokens_per_s'] / top:.0%} of the ceiling's best)" if best and top else ""
         add(
             "≥ 50,000 events/s with p99 ≤ 50 ms",
@@ -203,7 +206,10 @@ def _fanout(data: dict[str, Any], plots: Path, base: Path) -> str:
         "S sessions each stream a reply at T tokens/s; replies start spread over "
         "S/100 seconds (a pydantic-ai turn start costs ~3 ms of CPU) and the window is "
         "from when all S stream to when the first ends. Latency: from the provider's "
-        "emit to the client's receipt, in that window.",
+        "emit to the client's receipt, in that window. *(sat.)*: the server never had all "
+        "S streaming at once (it fell behind the ramp), so the figures are over the whole "
+        "run, ramp included; such a point is past saturation. *chat p99*: "
+        "`POST /api/chat` during the ramp.",
     ]
     rows = [
         [
@@ -211,7 +217,7 @@ def _fanout(data: dict[str, Any], plots: Path, base: Path) -> str:
             f"{p['sessions']:,}",
             _num(p["tps"], 0),
             f"{p['offered_per_s']:,.0f}",
-            f"{p['tokens_per_s']:,.0f}",
+            f"{p['tokens_per_s']:,.0f}" + (" (sat.)" if p.get("saturated") else ""),
             _num(p["p50_ms"], 2),
             _num(p["p99_ms"], 1),
             f"{p['cpu']:.0%}",
