@@ -130,6 +130,10 @@ async def legacy_stream(request: Request, session_id: str | None = None) -> Resp
     return EventStream(manager, subscriber)
 
 
+LEGACY_PATH = "/api/chat/stream"
+EVENTS_PREFIX, EVENTS_SUFFIX = "/api/sessions/", "/events"
+
+
 class StreamRoutes:
     """Serves the two stream paths ahead of the rest of the middleware stack.
 
@@ -163,10 +167,6 @@ class StreamRoutes:
         except ChatbotError as error:
             response = chatbot_error_response(error)
         await response(scope, receive, send)
-
-
-LEGACY_PATH = "/api/chat/stream"
-EVENTS_PREFIX, EVENTS_SUFFIX = "/api/sessions/", "/events"
 
 
 def _is_stream(path: str) -> bool:
