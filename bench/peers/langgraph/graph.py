@@ -17,7 +17,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -81,25 +81,7 @@ class ScriptedChatModel(BaseChatModel):
         text = "".join(stamp(token) for token in self._tokens(messages))
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        start = time.monotonic()
-        rate = self.tokens_per_second
-        for index, token in enumerate(self._tokens(messages)):
-            if rate > 0:
-                delay = start + index / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=stamp(token)))
-            if run_manager is not None:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
-
+    # Only the async stream: the server runs the graph on its event loop.
     async def _astream(
         self,
         messages: list[BaseMessage],
