@@ -24,6 +24,7 @@ from chatbot.sessions.session import ServerStatus, Session, SessionEnv, TurnRunn
 from chatbot.store.base import Store
 
 log = logging.getLogger("chatbot.sessions")
+KEEPALIVE_WALKS = 15  # walks per SSE_KEEPALIVE_SECONDS: one a second by default
 
 
 class SessionManager:
@@ -54,7 +55,7 @@ class SessionManager:
         """Start the two process-wide timers: the expiry sweep and the keep-alive walk."""
         self._timers = [
             self._every(self.settings.cleanup_interval_seconds, self.sweep, "sweep"),
-            self._every(self.settings.sse_keepalive_seconds / 2, self._keepalive, "keepalive"),
+            self._every(self._keepalive_walk_seconds, self._keepalive, "keepalive"),
         ]
 
     async def stop(self) -> None:
@@ -280,8 +281,16 @@ class SessionManager:
         placeholder = Session(session_id, self.env, self.settings.initial_network)
         return placeholder.snapshot_frame if kind is StreamKind.EVENTS else placeholder.legacy_frame
 
+    @property
+    def _keepalive_walk_seconds(self) -> float:
+        # Walking often keeps each silence between K - walk and K: a stream gets about one
+        # comment per K, not one per K/2 as a walk every K/2 would need (docs/BENCHMARKS.md).
+        return self.settings.sse_keepalive_seconds / KEEPALIVE_WALKS
+
     def _keepalive(self) -> None:
-        quiet_since = time.monotonic() - self.settings.sse_keepalive_seconds / 2
+        """Send a comment to every stream that would otherwise stay silent past K."""
+        keepalive = self.settings.sse_keepalive_seconds
+        quiet_since = time.monotonic() - (keepalive - self._keepalive_walk_seconds)
         for subscriber in self._streams:
             if subscriber.last_write <= quiet_since:
                 subscriber.keepalive()
