@@ -24,7 +24,7 @@ from chatbot.sessions.session import ServerStatus, Session, SessionEnv, TurnRunn
 from chatbot.store.base import Store
 
 log = logging.getLogger("chatbot.sessions")
-KEEPALIVE_WALKS = 15  # walks per SSE_KEEPALIVE_SECONDS: one a second by default
+KEEPALIVE_WALKS = 4  # walks per SSE_KEEPALIVE_SECONDS: silences last 0.75-1 of it
 
 
 class SessionManager:
