@@ -8,15 +8,14 @@ word-sized tokens, token i emitted at start + i/T on an absolute schedule (T =
 the emit time in microseconds since the epoch, so the load generator can measure each
 token's latency from the bytes it receives, whatever the server wraps around them.
 
-This file runs inside the peer's own venv (langchain-core, langgraph), never ours.
+This file runs inside the peer's own venv (langchain-core, langgraph), never ours; the
+token script itself is bench/baselines/script.py (stdlib only), which every baseline
+replays, found through the PYTHONPATH server.py sets.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,21 +28,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langgraph.graph import END, START, MessagesState, StateGraph
 
-_TOKEN = re.compile(r"\s*\S+|\s+")
-# Yield to the event loop every BURST tokens at 0 tokens/s, as our scripted provider does.
-BURST = 32
-
-
-def tokenize(text: str) -> list[str]:
-    """Split text into word-sized tokens that join back to exactly the same text."""
-    return _TOKEN.findall(text)
-
-
-def stamp(token: str) -> str:
-    """The token as emitted now: `{now}` becomes µs since the epoch (16 digits)."""
-    if "{now}" not in token:
-        return token
-    return token.replace("{now}", str(time.time_ns() // 1000))
+from bench.baselines.script import stamp, tokenize, tokens
 
 
 def _last_human(messages: list[BaseMessage]) -> str:
@@ -68,8 +53,8 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "scripted"
 
-    def _tokens(self, messages: list[BaseMessage]) -> list[str]:
-        return tokenize(self.reply.replace("{message}", _last_human(messages)))
+    def _text(self, messages: list[BaseMessage]) -> str:
+        return self.reply.replace("{message}", _last_human(messages))
 
     def _generate(
         self,
@@ -78,7 +63,7 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        text = "".join(stamp(token) for token in self._tokens(messages))
+        text = "".join(stamp(token) for token in tokenize(self._text(messages)))
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
     # Only the async stream: the server runs the graph on its event loop.
@@ -89,16 +74,8 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        start = time.monotonic()
-        rate = self.tokens_per_second
-        for index, token in enumerate(self._tokens(messages)):
-            if rate > 0:
-                delay = start + index / rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            elif index and index % BURST == 0:
-                await asyncio.sleep(0)
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=stamp(token)))
+        async for token in tokens(self._text(messages), self.tokens_per_second):
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=token))
             if run_manager is not None:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk

@@ -102,6 +102,8 @@ class LangGraphServer:
             **OFFLINE_ENV,
             "SCRIPTED_TOKENS_PER_SECOND": str(tokens_per_second),
             "SCRIPTED_REPLY": reply,
+            # graph.py replays bench/baselines/script.py, the token script of every server.
+            "PYTHONPATH": str(HERE.parents[2]),
         }
         self.log = log or VENV / "server.log"
         self.core = core
