@@ -79,6 +79,25 @@ def _figure(path: Path, draw: Callable[[Any], None]) -> None:
     plt.close(figure)
 
 
+def _by(
+    rows: list[dict[str, Any]], field: str, names: Iterable[str], order: str
+) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each named server (or stream), labelled and sorted by `order`."""
+    return {
+        _label(name): sorted((r for r in rows if r[field] == name), key=lambda r: r[order])
+        for name in names
+    }
+
+
+def _plot(
+    axes: Any, series: dict[str, list[dict[str, Any]]], x: str, y: Callable[[dict[str, Any]], float]
+) -> None:
+    """One line per labelled series that has points."""
+    for label, points in series.items():
+        if points:
+            axes.plot([p[x] for p in points], [y(p) for p in points], marker="o", label=label)
+
+
 def _link(path: Path, base: Path, alt: str) -> str:
     return f"![{alt}]({path.relative_to(base).as_posix()})"
 
@@ -229,19 +248,16 @@ def _fanout(data: dict[str, Any], plots: Path, base: Path) -> str:
     header = ["server", "S", "T", "offered/s", "delivered/s", "p50 ms", "p99 ms", "CPU"]
     lines.append(_table([*header, "RSS MB", "chat p99 ms"], rows))
     peer = data.get("langgraph", {}).get("fanout", [])
+    series = _by(
+        sweep, "server", ("ours", "raw_ceiling", "fastapi_sse", "seed_polling"), "offered_per_s"
+    )
+    series[_label("langgraph")] = sorted(
+        ({**p, "offered_per_s": p["offered_tokens_per_s"]} for p in peer),
+        key=lambda p: p["offered_per_s"],
+    )
 
     def draw(axes: Any) -> None:
-        for name in ("ours", "raw_ceiling", "fastapi_sse", "seed_polling"):
-            points = sorted(
-                (p for p in sweep if p["server"] == name), key=lambda p: p["offered_per_s"]
-            )
-            if points:
-                x = [p["offered_per_s"] for p in points]
-                axes.plot(x, [p["p99_ms"] for p in points], marker="o", label=_label(name))
-        if peer:
-            points = sorted(peer, key=lambda p: p["offered_tokens_per_s"])
-            x = [p["offered_tokens_per_s"] for p in points]
-            axes.plot(x, [p["p99_ms"] for p in points], marker="o", label=_label("langgraph"))
+        _plot(axes, series, "offered_per_s", lambda p: p["p99_ms"])
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.axhline(50, color="grey", linestyle=":", linewidth=1)
@@ -254,17 +270,7 @@ def _fanout(data: dict[str, Any], plots: Path, base: Path) -> str:
     lines.append(_link(path, base, "p99 token latency against offered load"))
 
     def draw_cpu(axes: Any) -> None:
-        for name in ("ours", "raw_ceiling", "fastapi_sse", "seed_polling"):
-            points = sorted(
-                (p for p in sweep if p["server"] == name), key=lambda p: p["offered_per_s"]
-            )
-            if points:
-                x = [p["tokens_per_s"] for p in points]
-                axes.plot(x, [p["cpu"] * 100 for p in points], marker="o", label=_label(name))
-        if peer:
-            points = sorted(peer, key=lambda p: p["offered_tokens_per_s"])
-            x = [p["tokens_per_s"] for p in points]
-            axes.plot(x, [p["cpu"] * 100 for p in points], marker="o", label=_label("langgraph"))
+        _plot(axes, series, "tokens_per_s", lambda p: p["cpu"] * 100)
         axes.set_xlabel("tokens/s delivered")
         axes.set_ylabel("server CPU, % of one core")
         axes.set_title("CPU cost of streaming")
@@ -381,12 +387,10 @@ def _wire(data: dict[str, Any], plots: Path, base: Path) -> str:
         for r in wire
     ]
 
+    series = _by(wire, "stream", ("ours", "ours_legacy", "seed_polling"), "history")
+
     def draw(axes: Any) -> None:
-        for name in ("ours", "ours_legacy", "seed_polling"):
-            points = sorted((r for r in wire if r["stream"] == name), key=lambda r: r["history"])
-            if points:
-                x = [r["history"] for r in points]
-                axes.plot(x, [r["bytes_per_token"] for r in points], marker="o", label=_label(name))
+        _plot(axes, series, "history", lambda r: r["bytes_per_token"])
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.set_xlabel("messages in the history")
