@@ -13,28 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from tests.browser import launch_browser, needs_chromium
 from tests.chain import DEV_ACCOUNTS, Chain, networks_setting, run_chain
 from tests.server import RunningServer, run_server
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 UI_BUILT = (Path(__file__).parent.parent / "frontend" / "app" / "dist" / "index.html").is_file()
 SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
 LONG = " ".join(f"word{i}" for i in range(80))
 
-pytestmark = pytest.mark.skipif(
-    not (UI_BUILT and Path(CHROMIUM).is_file()),
-    reason="make test builds the UI and installs chromium",
-)
+pytestmark = [
+    needs_chromium,
+    pytest.mark.skipif(not UI_BUILT, reason="make test builds the UI"),
+]
 
 # A test wallet: an EIP-1193 provider whose requests the test forwards to the dev chain.
 WALLET = """
@@ -72,10 +64,8 @@ async def app(chain: Chain) -> AsyncIterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    async with launch_browser() as launched:
         yield launched
-        await launched.close()
 
 
 @pytest.fixture

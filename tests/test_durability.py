@@ -113,7 +113,7 @@ async def test_an_evicted_session_comes_back_with_history_network_and_pending_tx
             await reader.next()
             await chat_and_wait(http, reader, sid, propose)
         before = await state_of(http, sid)
-        assert before["pending_wallet_tx"]["chain_id"] == 11155111
+        assert before["wallet_tx"]["chain_id"] == 11155111
 
         seen = len(app.log)
         await app.wait_for_log("sessions expired", after=seen)
@@ -122,8 +122,8 @@ async def test_an_evicted_session_comes_back_with_history_network_and_pending_tx
         after = await state_of(http, sid)
         assert after["messages"] == before["messages"]
         assert after["network"] == "sepolia"
-        assert after["pending_wallet_tx"] == before["pending_wallet_tx"]
-        tx_id = after["pending_wallet_tx"]["id"]
+        assert after["wallet_tx"] == before["wallet_tx"]
+        tx_id = after["wallet_tx"]["id"]
         answer = {"session_id": sid, "tx_id": tx_id, "status": "rejected", "error": "no"}
         assert (await http.post("/api/wallet/result", json=answer)).status_code == 200
 

@@ -122,7 +122,7 @@ async def test_the_whole_wallet_flow_on_the_dev_chain(
     )
     async with app.client() as http:
         view = await turn(http, "tools-wallet", propose)
-        tx = view.flags["pending_wallet_tx"]
+        tx = view.flags["wallet_tx"]
         assert (tx["to"], tx["value"], tx["chain_id"]) == (recipient, str(10**18), 31337)
 
         # The user's wallet signs and sends it on the chain the request names.
@@ -135,7 +135,7 @@ async def test_the_whole_wallet_flow_on_the_dev_chain(
             for event in await reader.until(is_idle_state, timeout=30):
                 view.apply(event)
         assert ("system", f"Transaction sent: {tx_hash}") in view.contents()
-        assert view.flags["pending_wallet_tx"] is None
+        assert view.flags["wallet_tx"] is None
 
         again = await http.post("/api/wallet/result", json={**answer, "hash": tx_hash})
         assert again.status_code == 409

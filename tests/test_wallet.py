@@ -83,9 +83,20 @@ async def test_a_proposed_transaction_is_pending_in_every_tab(fast: RunningServe
 
         async with open_sse(http, f"/api/sessions/{sid}/events") as second_tab:
             snapshot = (await second_tab.next()).json()
-        assert snapshot["pending_wallet_tx"] == tx
+        assert snapshot["wallet_tx"] == tx
         state = (await http.get("/api/state", params={"session_id": sid})).json()
-        assert state["pending_wallet_tx"] == tx
+        assert state["wallet_tx"] == tx
+        # The original app's field: a JSON string of the fields its clients read.
+        original = {
+            "to": ACCOUNT_1,
+            "value": ONE_ETH,
+            "data": "0x",
+            "description": "Send 1 ETH to account 1",
+            "timestamp": tx["created_at"],
+        }
+        for shown in (snapshot, state, view.flags):
+            assert isinstance(shown["pending_wallet_tx"], str)
+            assert json.loads(shown["pending_wallet_tx"]) == original
 
 
 async def test_sent_resolves_once_and_the_agent_continues(fast: RunningServer) -> None:
@@ -97,6 +108,7 @@ async def test_sent_resolves_once_and_the_agent_continues(fast: RunningServer) -
         answer = {"session_id": sid, "tx_id": tx["id"], "status": "sent", "hash": TX_HASH}
         response = await http.post("/api/wallet/result", json=answer)
         assert response.status_code == 200, response.text
+        assert response.json()["wallet_tx"] is None
         assert response.json()["pending_wallet_tx"] is None
 
         resolved = await follow_until(reader, view, "wallet.resolved")
@@ -109,7 +121,7 @@ async def test_sent_resolves_once_and_the_agent_continues(fast: RunningServer) -
         again = await http.post("/api/wallet/result", json=answer)
         assert again.status_code == 409
         assert again.json()["error"]["code"] == "wallet_tx_already_resolved"
-        assert view.flags["pending_wallet_tx"] is None
+        assert view.flags["wallet_tx"] is None
 
 
 async def test_rejected_becomes_a_note_for_the_agent(fast: RunningServer) -> None:
@@ -142,7 +154,7 @@ async def test_the_original_free_text_report_resolves_the_pending_transaction(
         note = f"Transaction sent: {TX_HASH}"
         response = await http.post("/api/system", json={"message": note, "session_id": sid})
         assert response.status_code == 200
-        assert response.json()["pending_wallet_tx"] is None
+        assert response.json()["wallet_tx"] is None
         resolved = await follow_until(reader, view, "wallet.resolved")
         assert (resolved["tx_id"], resolved["status"], resolved["hash"]) == (
             tx["id"],
@@ -164,7 +176,7 @@ async def test_an_unanswered_transaction_expires(fast: RunningServer) -> None:
         resolved = await follow_until(reader, view, "wallet.resolved")  # the sweep's doing
         assert resolved == {"tx_id": tx["id"], "status": "expired", "hash": None, "error": None}
         await settle(reader, view)
-        assert view.flags["pending_wallet_tx"] is None
+        assert view.flags["wallet_tx"] is None
         assert any("expired" in text for sender, text in view.contents() if sender == "system")
 
         late = {"session_id": sid, "tx_id": tx["id"], "status": "sent", "hash": TX_HASH}
@@ -191,7 +203,7 @@ async def test_bad_wallet_answers_change_nothing(
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
     after = (await client.get("/api/state", params={"session_id": sid})).json()
     assert after["seq"] >= before["seq"]
-    assert after["pending_wallet_tx"] is None
+    assert after["wallet_tx"] is None
     assert [m for m in after["messages"] if m["sender"] == "system"] == []
 
 
@@ -228,7 +240,7 @@ async def test_the_wallet_tool_refuses_bad_transactions(
     tool = next(m for m in view.messages.values() if m["tool"])["tool"]
     assert tool["status"] == "error"
     assert complaint in tool["error"]
-    assert view.flags["pending_wallet_tx"] is None
+    assert view.flags["wallet_tx"] is None
 
 
 async def test_one_pending_transaction_at_a_time(fast: RunningServer) -> None:
@@ -243,4 +255,4 @@ async def test_one_pending_transaction_at_a_time(fast: RunningServer) -> None:
     second_call = [m for m in view.messages.values() if m["tool"]][-1]["tool"]
     assert second_call["status"] == "error"
     assert "still waiting" in second_call["error"]
-    assert view.flags["pending_wallet_tx"]["id"] == first["id"]
+    assert view.flags["wallet_tx"]["id"] == first["id"]

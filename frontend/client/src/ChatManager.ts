@@ -313,7 +313,7 @@ export class ChatManager {
    * `no_pending_transaction`.
    */
   async sendTransactionResult(success: boolean, hash?: string, error?: string): Promise<boolean> {
-    const tx = this.state.pending_wallet_tx;
+    const tx = this.state.wallet_tx;
     if (tx === null) {
       this.report({ code: "no_pending_transaction", message: "No transaction is waiting for the wallet." });
       return false;
@@ -372,8 +372,8 @@ export class ChatManager {
       this.call("onTypingChange", typing);
     }
     if (next.is_processing !== previous.is_processing) this.call("onProcessingChange", next.is_processing);
-    if ((next.pending_wallet_tx?.id ?? null) !== (previous.pending_wallet_tx?.id ?? null)) {
-      this.call("onWalletTransactionRequest", next.pending_wallet_tx);
+    if ((next.wallet_tx?.id ?? null) !== (previous.wallet_tx?.id ?? null)) {
+      this.call("onWalletTransactionRequest", next.wallet_tx);
     }
     this.call("onStateChange", next);
   }

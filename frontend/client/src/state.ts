@@ -18,6 +18,7 @@ export function emptyState(sessionId: string): SessionState {
     missing_api_key: false,
     network: "",
     pending_wallet_tx: null,
+    wallet_tx: null,
     queued: [],
   };
 }
@@ -66,10 +67,10 @@ export function applyEvent(
     case "state":
       return { ...next, ...(data as Partial<SessionState>), session_id: state.session_id, seq };
     case "wallet.request":
-      return { ...next, pending_wallet_tx: (data as { tx: WalletTransaction }).tx };
+      return { ...next, wallet_tx: (data as { tx: WalletTransaction }).tx };
     case "wallet.resolved": {
       const { tx_id } = data as { tx_id: string };
-      return state.pending_wallet_tx?.id === tx_id ? { ...next, pending_wallet_tx: null } : next;
+      return state.wallet_tx?.id === tx_id ? { ...next, wallet_tx: null, pending_wallet_tx: null } : next;
     }
     default: // `session.closed` and any event this client does not know
       return next;

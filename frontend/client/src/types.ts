@@ -38,7 +38,7 @@ export interface Message {
   tool: ToolCall | null;
 }
 
-/** A transaction the agent asks the user's wallet to sign (`pending_wallet_tx`). */
+/** A transaction the agent asks the user's wallet to sign (`wallet_tx`). */
 export interface WalletTransaction {
   id: string;
   /** EIP-55 address. */
@@ -79,7 +79,13 @@ export interface SessionState {
   missing_api_key: boolean;
   /** This session's network (e.g. `testnet`). */
   network: string;
-  pending_wallet_tx: WalletTransaction | null;
+  /**
+   * The original app's field, kept for its clients: `null` or a JSON string of
+   * `{to, value, data, gas?, description, timestamp}`. Read `wallet_tx` instead.
+   */
+  pending_wallet_tx: string | null;
+  /** The transaction waiting for the user's wallet, or `null`. */
+  wallet_tx: WalletTransaction | null;
   /** Messages waiting for their turn under `BUSY_POLICY=queue`. */
   queued: Message[];
 }

@@ -329,6 +329,7 @@ describe("wallet", () => {
     await recorder.until(() => recorder.wallet.at(-1) === null, "the request resolved");
     expect(tap.calls.at(-1)?.body).toMatchObject({ tx_id: tx?.id, status: "sent", hash });
     const state = await serverState(backendUrl, chat.getSessionId());
+    expect(state.wallet_tx).toBeNull();
     expect(state.pending_wallet_tx).toBeNull();
     expect(await chat.sendTransactionResult(false, undefined, "too late")).toBe(false);
   });

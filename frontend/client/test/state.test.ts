@@ -33,14 +33,15 @@ describe("applyEvent", () => {
   it("tracks the pending wallet transaction and the flags", () => {
     const tx = { id: "tx_1" } as never;
     let state = applyEvent(emptyState("s"), "wallet.request", { tx }, 1) ?? emptyState("s");
-    expect(state.pending_wallet_tx).toBe(tx);
-    state = applyEvent(state, "wallet.resolved", { tx_id: "tx_other" }, 2) ?? state;
-    expect(state.pending_wallet_tx).toBe(tx);
-    state = applyEvent(state, "wallet.resolved", { tx_id: "tx_1" }, 3) ?? state;
-    expect(state.pending_wallet_tx).toBeNull();
-    state = applyEvent(state, "state", { is_processing: true, network: "sepolia" }, 4) ?? state;
-    expect(state).toMatchObject({ is_processing: true, network: "sepolia", session_id: "s", seq: 4 });
-    expect(applyEvent(state, "some.future.event", {}, 5)).toMatchObject({ seq: 5, network: "sepolia" });
+    expect(state.wallet_tx).toBe(tx);
+    state = applyEvent(state, "state", { pending_wallet_tx: '{"to":"0x"}' }, 2) ?? state;
+    state = applyEvent(state, "wallet.resolved", { tx_id: "tx_other" }, 3) ?? state;
+    expect(state.wallet_tx).toBe(tx);
+    state = applyEvent(state, "wallet.resolved", { tx_id: "tx_1" }, 4) ?? state;
+    expect(state).toMatchObject({ wallet_tx: null, pending_wallet_tx: null });
+    state = applyEvent(state, "state", { is_processing: true, network: "sepolia" }, 5) ?? state;
+    expect(state).toMatchObject({ is_processing: true, network: "sepolia", session_id: "s", seq: 5 });
+    expect(applyEvent(state, "some.future.event", {}, 6)).toMatchObject({ seq: 6, network: "sepolia" });
   });
 
   it("fills in what an older server's state lacks", () => {
@@ -49,6 +50,7 @@ describe("applyEvent", () => {
       seq: 3,
       queued: [],
       pending_wallet_tx: null,
+      wallet_tx: null,
     });
   });
 });

@@ -122,8 +122,24 @@ class MessageModel(BaseModel):
     tool: ToolModel | None = None
 
 
+class WalletTxModel(BaseModel):
+    """The pending transaction, typed: what `POST /api/wallet/result` answers by `id`."""
+
+    id: str = Field(description="Answer it with this `tx_id`.")
+    to: str = Field(description="EIP-55 address.")
+    value: str = Field(description="Wei, as a decimal string.")
+    data: str = Field(description="Calldata, 0x-prefixed hex (`0x` for none).")
+    chain_id: int
+    network: str
+    description: str
+    created_at: str = Field(description="ISO-8601 UTC.")
+    expires_at: str = Field(
+        description="After this the request expires (WALLET_TX_TIMEOUT_SECONDS)."
+    )
+
+
 class WebStateResponse(BaseModel):
-    """A session's full state: the original fields plus session_id, network, seq."""
+    """A session's full state: the original fields plus session_id, network, wallet_tx, seq."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -158,6 +174,7 @@ class WebStateResponse(BaseModel):
                     "missing_api_key": False,
                     "network": "testnet",
                     "pending_wallet_tx": None,
+                    "wallet_tx": None,
                     "queued": [],
                 }
             ]
@@ -175,7 +192,20 @@ class WebStateResponse(BaseModel):
     is_connecting_mcp: bool
     missing_api_key: bool
     network: str
-    pending_wallet_tx: dict[str, Any] | None
+    pending_wallet_tx: str | None = Field(
+        description="The original app's field, for its clients: null, or a JSON *string* of "
+        "`{to, value, data, gas?, description, timestamp}` that they `JSON.parse`. New clients "
+        "read `wallet_tx`.",
+        examples=[
+            '{"to":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","value":"1000000000000000000",'
+            '"data":"0x","description":"Send 1 ETH to account 1",'
+            '"timestamp":"2026-11-24T03:04:05.123Z"}'
+        ],
+    )
+    wallet_tx: WalletTxModel | None = Field(
+        description="The pending transaction as an object, with the id that "
+        "`POST /api/wallet/result` answers, its chain and its expiry; null when none."
+    )
     queued: list[MessageModel] = Field(
         description="Messages waiting under BUSY_POLICY=queue; each joins `messages` when its "
         "turn starts."

@@ -25,13 +25,13 @@ from chatbot.sessions.messages import (
     ToolStatus,
     utc_timestamp,
 )
+from chatbot.sessions.notes import resolution_from_text, wallet_network_from_text
 from chatbot.sessions.wallet import (
     WalletResolution,
     WalletSlot,
     WalletStatus,
     WalletTx,
     iso_in,
-    resolution_from_text,
 )
 from chatbot.store.base import Store, StoredSession
 
@@ -178,13 +178,15 @@ class Session:
     def flags(self) -> dict[str, Any]:
         """The non-message part of the state, as sent in `state` events."""
         status = self.env.status
+        pending = self.wallet.pending
         return {
             "is_processing": self.is_processing,
             "is_loading": status.is_loading,
             "is_connecting_mcp": status.is_connecting_mcp,
             "missing_api_key": status.missing_api_key,
             "network": self.network,
-            "pending_wallet_tx": self.wallet.pending.public() if self.wallet.pending else None,
+            "pending_wallet_tx": pending.original_json() if pending else None,
+            "wallet_tx": pending.public() if pending else None,
             "queued": list(self._queue),
         }
 
@@ -455,10 +457,12 @@ class Session:
     def submit_system(self, text: str) -> Message:
         """Show a system note; it starts a turn only when the session is idle.
 
-        The original app reported wallet outcomes this way ("Transaction sent: 0x…"):
-        such a note resolves the pending transaction too.
+        The original app reported wallet outcomes ("Transaction sent: 0x…") and the
+        wallet's network ("Dectected user's wallet connected to NAME network") this way:
+        such a note also resolves the pending transaction or switches the network.
         """
         self.last_active = time.monotonic()
+        text = self._apply_wallet_network(text)
         pending = self.wallet.pending
         parsed = resolution_from_text(text) if pending is not None else None
         if pending is not None and parsed is not None:
@@ -473,6 +477,19 @@ class Session:
         if self._task is None:
             self._start(message)
         return message
+
+    def _apply_wallet_network(self, text: str) -> str:
+        """Follow the wallet to a configured network; otherwise tell the agent why not."""
+        name = wallet_network_from_text(text)
+        if name is None:
+            return text
+        if name in self.env.settings.networks:
+            self.set_network(name)
+            return text
+        return (
+            f"{text}\n(No network named '{name}' is configured on this server; "
+            f"this session stays on '{self.network}'.)"
+        )
 
     async def interrupt(self, note: str = INTERRUPTED_BY_USER) -> None:
         """Cancel the running turn and wait until it has ended; harmless when idle."""

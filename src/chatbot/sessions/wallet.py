@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+import orjson
+
 from chatbot.errors import (
     InvalidInput,
     WalletTxAlreadyResolved,
@@ -66,6 +68,22 @@ class WalletTx:
             "expires_at": self.expires_at,
         }
 
+    def original_json(self) -> str:
+        """The original app's `pending_wallet_tx`: a JSON *string* its clients `JSON.parse`.
+
+        Only the fields the original sent, so its clients' string comparison of "the same
+        request" keeps holding; the typed form with id, chain and expiry is `public()`.
+        """
+        return orjson.dumps(
+            {
+                "to": self.to,
+                "value": self.value,
+                "data": self.data,
+                "description": self.description,
+                "timestamp": self.created_at,
+            }
+        ).decode()
+
 
 @dataclass(frozen=True, slots=True)
 class WalletResolution:
@@ -85,22 +103,6 @@ class WalletResolution:
         if self.status is WalletStatus.FAILED:
             return f"Transaction failed: {self.error or 'unknown error'}"
         return "The transaction request expired before the wallet answered."
-
-
-_SENT_TEXT = re.compile(r"^\s*Transaction sent:\s*(0x[0-9a-fA-F]{64})\b")
-_REJECTED_TEXT = re.compile(r"^\s*Transaction rejected by user:?\s*(.*)$", re.DOTALL)
-_FAILED_TEXT = re.compile(r"^\s*Transaction failed:?\s*(.*)$", re.DOTALL)
-
-
-def resolution_from_text(text: str) -> tuple[WalletStatus, str | None, str | None] | None:
-    """The outcome in the original app's free-text wallet reports, if it is one."""
-    if sent := _SENT_TEXT.match(text):
-        return WalletStatus.SENT, sent.group(1), None
-    if rejected := _REJECTED_TEXT.match(text):
-        return WalletStatus.REJECTED, None, rejected.group(1).strip() or None
-    if failed := _FAILED_TEXT.match(text):
-        return WalletStatus.FAILED, None, failed.group(1).strip() or None
-    return None
 
 
 def iso_in(seconds: float) -> str:
