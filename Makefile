@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck frontend-check pytest setup chain ui node clean bench
+.PHONY: run test lint typecheck frontend-check pytest setup chain ui node postgres clean bench
 
 run: setup ui
 	@echo "==> Serving at http://$${BACKEND_HOST:-127.0.0.1}:$${BACKEND_PORT:-8080} (Ctrl+C stops)"
@@ -92,6 +92,13 @@ $(CHROMIUM):
 	@echo "==> [browser] Installing Debian's chromium for the browser tests"
 	@$(APT) chromium >/dev/null
 
+# The store tests start private clusters from Debian's binaries (tests/postgres.py). Checking
+# for initdb, not the folder: postgresql-client alone also creates /usr/lib/postgresql.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "==> [postgres] Installing Debian's postgresql for the store tests"; \
+		$(APT) postgresql >/dev/null; }
+
 frontend-check: setup $(CLIENT)/node_modules/.installed $(APP)/node_modules/.installed
 	@echo "==> tsc --noEmit and eslint (frontend/client, frontend/app)"
 	@npm run --silent --prefix $(CLIENT) typecheck
@@ -101,7 +108,7 @@ frontend-check: setup $(CLIENT)/node_modules/.installed $(APP)/node_modules/.ins
 	@echo "==> vitest (frontend/client, against the real server)"
 	@npm run --silent --prefix $(CLIENT) test
 
-pytest: setup chain ui $(CHROMIUM)
+pytest: setup chain ui $(CHROMIUM) postgres
 	@echo "==> pytest"
 	@$(BIN)/pytest
 

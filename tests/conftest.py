@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from tests.postgres import POSTGRES_BIN, Postgres, run_postgres
 from tests.server import RunningServer, run_server
+from tests.stores import with_database
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +30,22 @@ async def client(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
 def sid() -> str:
     """A session id no other test uses."""
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+async def postgres_server() -> AsyncIterator[Postgres]:
+    """One private Postgres cluster for the whole run (a start costs 1.5 s); never stop it."""
+    if POSTGRES_BIN is None:
+        pytest.skip("Postgres is not installed (Debian's postgresql: make test)")
+    async with run_postgres() as running:
+        yield running
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: Postgres) -> AsyncIterator[str]:
+    """The URL of a fresh, empty database on the shared cluster: no test sees another's rows."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    await postgres_server.execute(f"CREATE DATABASE {name}")
+    yield with_database(postgres_server.url, name)
+    # FORCE: a failed test may leave a store connected.
+    await postgres_server.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -1,4 +1,6 @@
-"""Durable sessions: history on disk as it happens; restarts and evictions lose nothing."""
+"""Durable sessions: history on disk as it happens; restarts and evictions lose nothing.
+
+Each promise is checked on both stores: SQLite and Postgres (a private cluster)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from chatbot.sessions.messages import Message
-from chatbot.store.sqlite import SqliteStore
+from chatbot.model import Message
+from chatbot.store import store_from_url
 from tests.server import run_server
 from tests.sse import EventsView, SSEReader, is_idle_state, open_sse
 
@@ -23,6 +25,15 @@ LONG = " ".join(f"w{i}" for i in range(300))
 
 def database(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'chatbot.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each backend: the durability promises hold on both."""
+    if request.param == "sqlite":
+        return database(tmp_path)
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 def contents(messages: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
@@ -42,10 +53,10 @@ async def chat_and_wait(http: httpx.AsyncClient, reader: SSEReader, sid: str, te
     await reader.until(is_idle_state)
 
 
-async def test_a_crash_mid_turn_loses_no_completed_message(tmp_path: Path) -> None:
+async def test_a_crash_mid_turn_loses_no_completed_message(database_url: str) -> None:
     sid = "crash-victim"
     env = {
-        "DATABASE_URL": database(tmp_path),
+        "DATABASE_URL": database_url,
         "SCRIPTED_TOKENS_PER_SECOND": "50",
         "STREAM_SAVE_INTERVAL_SECONDS": "0.05",
     }
@@ -87,7 +98,7 @@ async def test_a_crash_mid_turn_loses_no_completed_message(tmp_path: Path) -> No
 
 
 async def test_an_evicted_session_comes_back_with_history_network_and_pending_tx(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
     sid = "comes-back"
     networks = {
@@ -99,7 +110,7 @@ async def test_an_evicted_session_comes_back_with_history_network_and_pending_tx
     )
     async with (
         run_server(
-            DATABASE_URL=database(tmp_path),
+            DATABASE_URL=database_url,
             NETWORKS=json.dumps(networks),
             SCRIPTED_TOKENS_PER_SECOND="0",
             SESSION_TIMEOUT_SECONDS="0.3",
@@ -128,9 +139,9 @@ async def test_an_evicted_session_comes_back_with_history_network_and_pending_tx
         assert (await http.post("/api/wallet/result", json=answer)).status_code == 200
 
 
-async def test_500_sessions_of_20_messages_survive_a_restart(tmp_path: Path) -> None:
+async def test_500_sessions_of_20_messages_survive_a_restart(database_url: str) -> None:
     env = {
-        "DATABASE_URL": database(tmp_path),
+        "DATABASE_URL": database_url,
         "SCRIPTED_TOKENS_PER_SECOND": "0",
         "BUSY_POLICY": "queue",
         "MAX_QUEUED_MESSAGES": "10",
@@ -172,8 +183,8 @@ async def test_a_corrupt_database_is_a_clear_start_up_error(tmp_path: Path) -> N
     assert path.read_bytes()[:16] != b"SQLite format 3\x00", "the file was left as it was"
 
 
-async def test_retention_deletes_old_sessions_and_only_them(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "chatbot.db")
+async def test_retention_deletes_old_sessions_and_only_them(database_url: str) -> None:
+    store = store_from_url(database_url)
     await store.open()
     long_ago = (datetime.now(UTC) - timedelta(days=45)).isoformat().replace("+00:00", "Z")
     for sid, last_active in (("old-one", long_ago), ("recent-one", None)):
@@ -183,7 +194,7 @@ async def test_retention_deletes_old_sessions_and_only_them(tmp_path: Path) -> N
     await store.close()
 
     async with (
-        run_server(DATABASE_URL=database(tmp_path), CLEANUP_INTERVAL_SECONDS="0.2") as app,
+        run_server(DATABASE_URL=database_url, CLEANUP_INTERVAL_SECONDS="0.2") as app,
         app.client() as http,
     ):
         await app.wait_for_log("old sessions deleted")
@@ -192,11 +203,11 @@ async def test_retention_deletes_old_sessions_and_only_them(tmp_path: Path) -> N
         assert [m["content"] for m in recent["messages"]] == ["hi from recent-one"]
 
 
-async def test_long_histories_are_paged(tmp_path: Path) -> None:
+async def test_long_histories_are_paged(database_url: str) -> None:
     sid = "long-history"
     async with (
         run_server(
-            DATABASE_URL=database(tmp_path), SCRIPTED_TOKENS_PER_SECOND="0", SNAPSHOT_MESSAGES="4"
+            DATABASE_URL=database_url, SCRIPTED_TOKENS_PER_SECOND="0", SNAPSHOT_MESSAGES="4"
         ) as app,
         app.client() as http,
     ):

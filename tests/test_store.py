@@ -1,5 +1,9 @@
-"""The SQLite store against real files: what is saved comes back exactly, and a database
-it cannot use stops the start with a clear error instead of silently starting empty."""
+"""The stores against real databases: what is saved comes back exactly, and a database a
+store cannot use stops the start with a clear error instead of silently starting empty.
+
+The contract tests run on both backends: SQLite files, and Postgres (a private cluster
+the suite starts, one fresh database per test). The tests after them are one backend's.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import shutil
 import sqlite3
 import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,11 +22,23 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.sessions.ids import redact
-from chatbot.sessions.messages import Message, MessageStatus, ToolCallInfo, ToolStatus
-from chatbot.sessions.wallet import WalletStatus, WalletTx, iso_in
-from chatbot.store.base import StoreError
-from chatbot.store.sqlite import SCHEMA_VERSION, SqliteStore
+from chatbot.model import (
+    Message,
+    MessageStatus,
+    ToolCallInfo,
+    ToolStatus,
+    WalletStatus,
+    WalletTx,
+    iso_in,
+    redact,
+)
+from chatbot.store.base import StoreError, StoreUnavailable
+from chatbot.store.postgres import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
+from chatbot.store.postgres import PostgresStore
+from chatbot.store.sqlite import SqliteStore
+from tests.postgres import Postgres, needs_postgres, run_postgres
+from tests.server import free_port
+from tests.stores import AnyStore, Backend, PostgresBackend, SqliteBackend
 
 CREATED = "2026-01-02T03:04:05.678Z"
 
@@ -32,9 +49,18 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "var" / "chatbot.db"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=needs_postgres)])
+def backend(request: pytest.FixtureRequest, db_path: Path) -> Backend:
+    """The test's own database, on each backend in turn."""
+    if request.param == "sqlite":
+        return SqliteBackend(db_path)
+    # Asked for only here, so a run of the SQLite tests alone starts no cluster.
+    return PostgresBackend(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(db_path)
+async def store(backend: Backend) -> AsyncIterator[AnyStore]:
+    opened = backend.make()
     await opened.open()
     yield opened
     await opened.close()
@@ -50,14 +76,8 @@ def reopened_sync(path: Path) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
-def count_rows(path: Path, table: str, session_id: str) -> int:
-    with reopened_sync(path) as connection:
-        query = f"SELECT count(*) FROM {table} WHERE session_id = ?"
-        return int(connection.execute(query, (session_id,)).fetchone()[0])
-
-
 def add_session(
-    store: SqliteStore, session_id: str, *, last_active_at: str = CREATED, network: str = "mainnet"
+    store: AnyStore, session_id: str, *, last_active_at: str = CREATED, network: str = "mainnet"
 ) -> None:
     store.save_session(
         session_id,
@@ -68,12 +88,13 @@ def add_session(
     )
 
 
-def add_messages(store: SqliteStore, session_id: str, count: int) -> list[Message]:
+def add_messages(store: AnyStore, session_id: str, count: int, *, start: int = 0) -> list[Message]:
+    """Queue `count` messages at positions `start`, `start + 1`, …; the messages saved."""
     messages = [
         Message(sender="user" if i % 2 == 0 else "agent", content=f"{session_id} #{i}")
-        for i in range(count)
+        for i in range(start, start + count)
     ]
-    for position, message in enumerate(messages):
+    for position, message in enumerate(messages, start=start):
         store.save_message(session_id, position, message)
     return messages
 
@@ -95,7 +116,7 @@ def wallet_tx(expires_in: float, description: str = "Send 1 ETH") -> WalletTx:
 
 
 async def test_session_with_every_kind_of_message_round_trips(
-    store: SqliteStore, db_path: Path
+    store: AnyStore, backend: Backend
 ) -> None:
     add_session(store, "s-kinds", network="sepolia")
     messages = [
@@ -130,7 +151,7 @@ async def test_session_with_every_kind_of_message_round_trips(
         store.save_message("s-kinds", position, message)
     await store.close()
 
-    again = SqliteStore(db_path)
+    again = backend.make()
     await again.open()
     try:
         loaded = await again.load("s-kinds", 50)
@@ -146,12 +167,12 @@ async def test_session_with_every_kind_of_message_round_trips(
     assert loaded.resolved_wallet_txs == {}
 
 
-async def test_unknown_session_is_none(store: SqliteStore) -> None:
+async def test_unknown_session_is_none(store: AnyStore) -> None:
     assert await store.load("never-stored", 10) is None
 
 
 async def test_streaming_message_is_one_row_with_the_final_content(
-    store: SqliteStore, db_path: Path
+    store: AnyStore, backend: Backend
 ) -> None:
     add_session(store, "s-stream")
     store.save_message("s-stream", 0, Message(sender="user", content="Tell me a story"))
@@ -180,10 +201,10 @@ async def test_streaming_message_is_one_row_with_the_final_content(
     ]
     assert not loaded.messages[1].is_streaming
     assert loaded.messages[1].status is MessageStatus.COMPLETE
-    assert count_rows(db_path, "messages", "s-stream") == 2
+    assert await backend.count_rows("messages", "s-stream") == 2
 
 
-async def test_limit_returns_the_newest_and_counts_the_older(store: SqliteStore) -> None:
+async def test_limit_returns_the_newest_and_counts_the_older(store: AnyStore) -> None:
     add_session(store, "s-limit")
     messages = add_messages(store, "s-limit", 10)
 
@@ -202,7 +223,7 @@ async def test_limit_returns_the_newest_and_counts_the_older(store: SqliteStore)
     assert (nothing.messages, nothing.older_messages) == ([], 10)
 
 
-async def test_page_walks_back_through_history(store: SqliteStore) -> None:
+async def test_page_walks_back_through_history(store: AnyStore) -> None:
     add_session(store, "s-page")
     messages = add_messages(store, "s-page", 10)
     add_session(store, "s-empty")
@@ -240,7 +261,7 @@ async def test_page_walks_back_through_history(store: SqliteStore) -> None:
 
 
 async def test_pending_and_resolved_wallet_txs_round_trip(
-    store: SqliteStore, db_path: Path
+    store: AnyStore, backend: Backend
 ) -> None:
     add_session(store, "s-wallet")
     statuses = list(WalletStatus)
@@ -252,7 +273,7 @@ async def test_pending_and_resolved_wallet_txs_round_trip(
     store.save_wallet_tx("s-wallet", pending, None)
     await store.close()
 
-    again = SqliteStore(db_path)
+    again = backend.make()
     await again.open()
     try:
         loaded = await again.load("s-wallet", 10)
@@ -269,7 +290,7 @@ async def test_pending_and_resolved_wallet_txs_round_trip(
     assert loaded.resolved_wallet_txs[resolved[8].id] is statuses[8 % len(statuses)]
 
 
-async def test_expired_pending_tx_has_a_past_deadline(store: SqliteStore) -> None:
+async def test_expired_pending_tx_has_a_past_deadline(store: AnyStore) -> None:
     add_session(store, "s-expired")
     store.save_wallet_tx("s-expired", wallet_tx(-120), None)
 
@@ -279,7 +300,7 @@ async def test_expired_pending_tx_has_a_past_deadline(store: SqliteStore) -> Non
     assert loaded.pending_wallet_tx.deadline < time.monotonic() - 100
 
 
-async def test_resolving_the_pending_tx_moves_it_to_resolved(store: SqliteStore) -> None:
+async def test_resolving_the_pending_tx_moves_it_to_resolved(store: AnyStore) -> None:
     add_session(store, "s-resolve")
     tx = wallet_tx(300)
     store.save_wallet_tx("s-resolve", tx, None)
@@ -295,10 +316,10 @@ async def test_resolving_the_pending_tx_moves_it_to_resolved(store: SqliteStore)
 # ---- batching, flush and close --------------------------------------------------------
 
 
-async def test_flush_makes_queued_writes_visible_to_another_store(db_path: Path) -> None:
-    writer = SqliteStore(db_path, batch_interval=60)
+async def test_flush_makes_queued_writes_visible_to_another_store(backend: Backend) -> None:
+    writer = backend.make(batch_interval=60)
     await writer.open()
-    reader = SqliteStore(db_path)
+    reader = backend.make()
     await reader.open()
     try:
         add_session(writer, "s-visible")
@@ -316,8 +337,8 @@ async def test_flush_makes_queued_writes_visible_to_another_store(db_path: Path)
         await writer.close()
 
 
-async def test_close_commits_what_is_still_queued(db_path: Path) -> None:
-    first = SqliteStore(db_path, batch_interval=60)
+async def test_close_commits_what_is_still_queued(backend: Backend) -> None:
+    first = backend.make(batch_interval=60)
     await first.open()
     add_session(first, "s-close")
     messages = add_messages(first, "s-close", 5)
@@ -327,7 +348,7 @@ async def test_close_commits_what_is_still_queued(db_path: Path) -> None:
     with pytest.raises(StoreError, match="not open"):
         add_session(first, "s-after-close")
 
-    second = SqliteStore(db_path)
+    second = backend.make()
     await second.open()
     try:
         loaded = await second.load("s-close", 10)
@@ -337,9 +358,7 @@ async def test_close_commits_what_is_still_queued(db_path: Path) -> None:
     assert loaded.messages == messages
 
 
-async def test_concurrent_flushes_all_return_with_their_writes_stored(
-    store: SqliteStore,
-) -> None:
+async def test_concurrent_flushes_all_return_with_their_writes_stored(store: AnyStore) -> None:
     add_session(store, "s-many")
 
     async def save_and_flush(position: int) -> None:
@@ -353,7 +372,7 @@ async def test_concurrent_flushes_all_return_with_their_writes_stored(
 
 
 async def test_a_cancelled_flush_does_not_cancel_the_commit_others_wait_for(
-    store: SqliteStore,
+    store: AnyStore,
 ) -> None:
     add_session(store, "s-cancel")
     cancelled = asyncio.create_task(store.flush())
@@ -366,16 +385,12 @@ async def test_a_cancelled_flush_does_not_cancel_the_commit_others_wait_for(
 
 
 async def test_a_failed_batch_fails_its_flushes_and_the_writer_goes_on(
-    store: SqliteStore, db_path: Path, caplog: pytest.LogCaptureFixture
+    store: AnyStore, backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
     add_session(store, "alpha-session-1")
     add_session(store, "bravo-session-2")
     await store.flush()
-    with reopened_sync(db_path) as connection:  # stands in for a full disk
-        connection.execute(
-            "CREATE TRIGGER refuse AFTER INSERT ON messages WHEN NEW.content = 'private words'"
-            " BEGIN SELECT RAISE(ABORT, 'no room'); END"
-        )
+    await backend.refuse_messages("private words", "no room")  # stands in for a full disk
 
     store.save_message("alpha-session-1", 0, Message(sender="user", content="fine"))
     store.save_message("bravo-session-2", 0, Message(sender="user", content="private words"))
@@ -390,7 +405,7 @@ async def test_a_failed_batch_fails_its_flushes_and_the_writer_goes_on(
     assert redact("bravo-session-2") in logged
     assert "bravo-session-2" not in logged
     assert "private words" not in logged
-    assert count_rows(db_path, "messages", "alpha-session-1") == 0  # one batch, one transaction
+    assert await backend.count_rows("messages", "alpha-session-1") == 0  # one batch, one commit
 
     retried = Message(sender="user", content="fine again")
     store.save_message("alpha-session-1", 0, retried)
@@ -403,7 +418,7 @@ async def test_a_failed_batch_fails_its_flushes_and_the_writer_goes_on(
 # ---- deletion ---------------------------------------------------------------------------
 
 
-async def test_delete_cascades_and_leaves_other_sessions(store: SqliteStore, db_path: Path) -> None:
+async def test_delete_cascades_and_leaves_other_sessions(store: AnyStore, backend: Backend) -> None:
     for session_id in ("s-doomed", "s-kept"):
         add_session(store, session_id)
         add_messages(store, session_id, 4)
@@ -414,8 +429,8 @@ async def test_delete_cascades_and_leaves_other_sessions(store: SqliteStore, db_
 
     assert await store.delete("s-doomed") is True
     assert await store.load("s-doomed", 10) is None
-    assert count_rows(db_path, "messages", "s-doomed") == 0
-    assert count_rows(db_path, "wallet_txs", "s-doomed") == 0
+    assert await backend.count_rows("messages", "s-doomed") == 0
+    assert await backend.count_rows("wallet_txs", "s-doomed") == 0
     assert await store.delete("s-doomed") is False
 
     # A turn that ends after the delete saves late: ignored, and the batch still commits.
@@ -423,6 +438,7 @@ async def test_delete_cascades_and_leaves_other_sessions(store: SqliteStore, db_
     store.save_message("s-kept", 4, Message(sender="agent", content="on time"))
     await store.flush()
     assert await store.load("s-doomed", 10) is None
+    assert await backend.count_rows("messages", "s-doomed") == 0
     kept = await store.load("s-kept", 10)
     assert kept is not None
     assert [m.content for m in kept.messages][-1] == "on time"
@@ -430,7 +446,7 @@ async def test_delete_cascades_and_leaves_other_sessions(store: SqliteStore, db_
     assert len(kept.resolved_wallet_txs) == 1
 
 
-async def test_delete_inactive_since_deletes_only_older_sessions(store: SqliteStore) -> None:
+async def test_delete_inactive_since_deletes_only_older_sessions(store: AnyStore) -> None:
     cutoff = datetime(2026, 3, 1, 12, 0, 0, 500, tzinfo=UTC)  # half a millisecond past noon
     old = {
         "s-ancient": "2025-01-01T00:00:00.000Z",
@@ -458,6 +474,87 @@ async def test_delete_inactive_since_deletes_only_older_sessions(store: SqliteSt
     assert kept.last_active_at == "2026-03-01T12:30:00.000Z"  # stored in one comparable form
 
 
+# ---- schema versions --------------------------------------------------------------------
+
+
+async def test_migrations_run_once_and_keep_data(backend: Backend) -> None:
+    for n in range(2):
+        opened = backend.make()
+        await opened.open()
+        add_session(opened, f"s-migrate-{n}")
+        await opened.close()
+
+    assert await backend.recorded_version() == backend.schema_version
+    again = backend.make()
+    await again.open()
+    try:
+        assert await again.schema_version() == backend.schema_version
+        assert await again.count_sessions() == 2  # the second start dropped nothing
+    finally:
+        await again.close()
+
+
+async def test_newer_schema_version_is_an_error(backend: Backend) -> None:
+    first = backend.make()
+    await first.open()
+    add_session(first, "s-future")
+    await first.close()
+    await backend.record_version(backend.schema_version + 1)
+
+    with pytest.raises(StoreError, match="newer") as raised:
+        await backend.make().open()
+
+    for name in backend.names:
+        assert name in str(raised.value)
+    assert await backend.recorded_version() == backend.schema_version + 1
+    assert await backend.fetch("SELECT count(*) FROM sessions") == [(1,)]
+
+
+# ---- volume -------------------------------------------------------------------------------
+
+
+async def test_500_sessions_of_20_messages_read_back_exactly(backend: Backend) -> None:
+    writer = backend.make()
+    await writer.open()
+    expected: dict[str, list[Message]] = {}
+    for n in range(500):
+        session_id = f"s-bulk-{n:03d}"
+        add_session(writer, session_id, network=f"net-{n % 3}")
+        messages = add_messages(writer, session_id, 20)
+        messages[5] = Message(
+            sender="agent",
+            content="",
+            tool=ToolCallInfo(
+                name="lookup", args={"n": n}, status=ToolStatus.SUCCESS, result=[n, str(n)]
+            ),
+        )
+        writer.save_message(session_id, 5, messages[5])
+        expected[session_id] = messages
+    await writer.close()
+
+    reader = backend.make()
+    await reader.open()
+    try:
+        for session_id, messages in expected.items():
+            loaded = await reader.load(session_id, 20)
+            assert loaded is not None
+            assert loaded.messages == messages
+            assert loaded.older_messages == 0
+    finally:
+        await reader.close()
+
+
+# ---- SQLite only --------------------------------------------------------------------
+
+
+async def test_sqlite_database_is_in_wal_mode(db_path: Path) -> None:
+    opened = SqliteStore(db_path)
+    await opened.open()
+    await opened.close()
+    with reopened_sync(db_path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 # ---- databases it cannot use ---------------------------------------------------------
 
 
@@ -481,34 +578,6 @@ async def test_corrupt_file_is_an_error_naming_it(db_path: Path) -> None:
     assert str(db_path) in str(raised.value)
     assert "not a database" in str(raised.value)
     assert read_bytes(db_path) == garbage  # never replaced by an empty database
-
-
-async def test_newer_schema_version_is_an_error(db_path: Path) -> None:
-    first = SqliteStore(db_path)
-    await first.open()
-    add_session(first, "s-future")
-    await first.close()
-    with reopened_sync(db_path) as connection:
-        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-
-    with pytest.raises(StoreError, match="newer") as raised:
-        await SqliteStore(db_path).open()
-
-    assert str(db_path) in str(raised.value)
-    with reopened_sync(db_path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
-        assert connection.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
-
-
-async def test_migrations_run_once_and_keep_data(db_path: Path) -> None:
-    for _ in range(2):
-        opened = SqliteStore(db_path)
-        await opened.open()
-        add_session(opened, "s-migrate")
-        await opened.close()
-    with reopened_sync(db_path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 OPEN_AND_REPORT = """
@@ -677,35 +746,108 @@ async def test_in_memory_store_works() -> None:
     assert loaded.messages == messages
 
 
-# ---- volume -------------------------------------------------------------------------------
+# ---- Postgres ----------------------------------------------------------------------------
 
 
-async def test_500_sessions_of_20_messages_read_back_exactly(db_path: Path) -> None:
-    writer = SqliteStore(db_path)
-    await writer.open()
-    expected: dict[str, list[Message]] = {}
-    for n in range(500):
-        session_id = f"s-bulk-{n:03d}"
-        add_session(writer, session_id, network=f"net-{n % 3}")
-        messages = add_messages(writer, session_id, 20)
-        messages[5] = Message(
-            sender="agent",
-            content="",
-            tool=ToolCallInfo(
-                name="lookup", args={"n": n}, status=ToolStatus.SUCCESS, result=[n, str(n)]
-            ),
-        )
-        writer.save_message(session_id, 5, messages[5])
-        expected[session_id] = messages
-    await writer.close()
-
-    reader = SqliteStore(db_path)
-    await reader.open()
+@needs_postgres
+async def test_workers_starting_at_once_migrate_the_schema_once(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = PostgresBackend(postgres_url)
+    stores = [backend.make() for _ in range(4)]
+    with caplog.at_level(logging.INFO, logger="chatbot.store"):
+        await asyncio.gather(*(store.open() for store in stores))
     try:
-        for session_id, messages in expected.items():
-            loaded = await reader.load(session_id, 20)
+        migrated = [r for r in caplog.records if r.getMessage().startswith("Migrated")]
+        assert len(migrated) == POSTGRES_SCHEMA_VERSION  # each migration ran in one worker
+        assert await backend.recorded_version() == POSTGRES_SCHEMA_VERSION
+        tables = await backend.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+        )
+        assert tables == [("chatbot_schema",), ("messages",), ("sessions",), ("wallet_txs",)]
+
+        add_session(stores[0], "s-shared")
+        messages = add_messages(stores[0], "s-shared", 3)
+        await stores[0].flush()
+        for other in stores[1:]:
+            loaded = await other.load("s-shared", 10)
             assert loaded is not None
             assert loaded.messages == messages
-            assert loaded.older_messages == 0
     finally:
-        await reader.close()
+        await asyncio.gather(*(store.close() for store in stores))
+
+
+@needs_postgres
+@pytest.mark.parametrize("wrong", ["user", "database", "port"])
+async def test_a_postgres_it_cannot_use_is_an_error_naming_it_without_the_password(
+    postgres_server: Postgres, wrong: str
+) -> None:
+    user, database, port = "chat", "chat", postgres_server.port
+    if wrong == "user":
+        user = "nobody"
+    elif wrong == "database":
+        database = "no_such_database"
+    else:
+        port = free_port()  # nothing listens there
+    url = f"postgresql://{user}:hunter2@{postgres_server.host}:{port}/{database}"
+
+    store = PostgresStore.from_url(url)
+    with pytest.raises(StoreError) as raised:
+        await store.open()
+
+    message = str(raised.value)
+    assert f"'{database}'" in message
+    assert f"{postgres_server.host}:{port}" in message
+    assert {"user": "nobody", "database": "no_such_database", "port": "refused"}[wrong] in message
+    # Nor in the traceback a log would show, causes and all.
+    assert "hunter2" not in "".join(traceback.format_exception(raised.value))
+
+
+@needs_postgres
+async def test_writes_queued_while_postgres_is_down_land_in_order_when_it_is_back() -> None:
+    # A cluster of its own: stopping the shared one would pull every other test's database.
+    async with run_postgres() as cluster:
+        store = PostgresStore(cluster.url)
+        await store.open()
+        try:
+            add_session(store, "s-outage")
+            before = add_messages(store, "s-outage", 5)
+            await store.flush()
+
+            await cluster.stop()
+            during = add_messages(store, "s-outage", 5, start=5)
+            with pytest.raises(StoreUnavailable) as raised:
+                await store.flush()
+            assert raised.value.retry_after >= 1
+            assert not store.available
+
+            # Later writes queue behind the kept ones; the flush for them answers at once.
+            during += add_messages(store, "s-outage", 5, start=10)
+            async with asyncio.timeout(0.5):
+                with pytest.raises(StoreUnavailable):
+                    await store.flush()
+                with pytest.raises(StoreUnavailable):
+                    await store.load("s-outage", 100)
+
+            await cluster.start()
+            async with asyncio.timeout(30):
+                while True:
+                    try:
+                        await store.flush()
+                        break
+                    except StoreUnavailable:
+                        # Nothing to await for the database's return but the writer's retry;
+                        # a client would come back after a while, as here.
+                        await asyncio.sleep(0.05)
+            assert store.available
+        finally:
+            await store.close()
+
+        again = PostgresStore(cluster.url)
+        await again.open()
+        try:
+            loaded = await again.load("s-outage", 100)
+        finally:
+            await again.close()
+        assert loaded is not None
+        assert loaded.messages == before + during

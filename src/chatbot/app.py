@@ -24,8 +24,7 @@ from chatbot.api.limits import BodySizeLimit
 from chatbot.config import Settings
 from chatbot.metrics import Metrics
 from chatbot.sessions.manager import SessionManager
-from chatbot.store.base import StoreError
-from chatbot.store.sqlite import SqliteStore
+from chatbot.store import StoreError, store_from_url
 from chatbot.tools.mcp_pool import McpPool, load_config
 
 log = logging.getLogger("chatbot")
@@ -46,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     networks = orjson.dumps({k: v.model_dump() for k, v in settings.networks.items()}).decode()
     pool = McpPool(load_config(settings.mcp_config), env={"NETWORKS": networks})
     runtime = AgentRuntime(backend, settings, pool.toolsets)
-    store = SqliteStore.from_url(settings.database_url)
+    store = store_from_url(settings.database_url)
     manager = SessionManager(settings, runtime, metrics, store)
     manager.status.missing_api_key = backend.missing_key is not None
     manager.status.is_loading = backend.load is not None

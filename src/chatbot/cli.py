@@ -1,4 +1,4 @@
-"""`chatbot serve` (also `python -m chatbot serve`)."""
+"""`chatbot serve` and `chatbot db …` (also `python -m chatbot …`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from chatbot.collector import tune_for_serving
 from chatbot.config import Settings
 from chatbot.logs import configure_logging
 from chatbot.sessions.manager import SessionManager
+from chatbot.store import StoreError, admin
 
 log = logging.getLogger("chatbot")
 
@@ -46,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the HTTP API (and the web UI)")
     serve.add_argument("--host", help="bind address (default: BACKEND_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: BACKEND_PORT, 8080)")
+    db = commands.add_parser("db", help="operate on the database (DATABASE_URL)")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply the missing migrations and exit")
+    db_commands.add_parser("check", help="connect; print the schema version and session count")
+    copy = db_commands.add_parser("copy", help="copy every session to another database")
+    copy.add_argument("--from", dest="source", help="source URL (default: DATABASE_URL)")
+    copy.add_argument("--to", dest="target", required=True, help="target URL")
     args = parser.parse_args(argv)
 
     try:
@@ -53,6 +61,41 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         parser.exit(2, f"chatbot: invalid configuration:\n{error}\n")
     configure_logging(settings.log_level)
+    try:
+        if args.command == "db":
+            return _db(args, settings)
+        # Migrated before serving: a database that cannot be used is one clear line here,
+        # not a traceback from the server's start-up.
+        asyncio.run(admin.upgrade(settings.database_url))
+    except StoreError as error:
+        parser.exit(1, f"chatbot: cannot open the database: {error}\n")
+    return _serve(args, settings, parser)
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    """`chatbot db upgrade | check | copy`."""
+    url = settings.database_url
+    if args.db_command == "upgrade":
+        version = asyncio.run(admin.upgrade(url))
+        print(f"schema version {version}")
+    elif args.db_command == "check":
+        report = asyncio.run(admin.check(url))
+        print(
+            f"database {report.where}: schema version {report.schema_version}, "
+            f"{report.sessions} sessions"
+        )
+    else:
+
+        def progress(copied: int) -> None:
+            print(f"copied {copied} sessions", flush=True)
+
+        copied = asyncio.run(admin.copy(args.source or url, args.target, progress))
+        print(f"done: {copied} sessions copied")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings, parser: argparse.ArgumentParser) -> int:
+    """Run the server until it is told to stop."""
     try:
         app = create_app(settings)
     except ValueError as error:
@@ -71,5 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         timeout_graceful_shutdown=5,
     )
-    Server(config, app.state.manager).run()
-    return 0
+    server = Server(config, app.state.manager)
+    server.run()
+    return 0 if server.started else 1

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from chatbot.sessions.ids import is_valid_session_id
+from chatbot.model import is_valid_session_id
 
 
 class BusyPolicy(StrEnum):

@@ -77,6 +77,10 @@ class QueueFull(ChatbotError):
     code = "queue_full"
 
 
+class BackendUnavailable(ChatbotError):
+    code = "backend_unavailable"
+
+
 class TooManySessions(ChatbotError):
     code = "too_many_sessions"
 

@@ -18,7 +18,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
-from chatbot.sessions.messages import Message
+from chatbot.model import Message
 
 CHARS_PER_TOKEN = 4  # a deliberately cautious estimate across tokenizers
 

@@ -43,8 +43,7 @@ from chatbot.agent.prompts import SYSTEM_PROMPT, session_context
 from chatbot.agent.providers import ModelBackend
 from chatbot.config import Settings
 from chatbot.errors import ModelUnavailable
-from chatbot.sessions.ids import redact
-from chatbot.sessions.messages import Message, MessageStatus
+from chatbot.model import Message, MessageStatus, redact
 from chatbot.sessions.session import Session
 from chatbot.tools.wallet import wallet_toolset
 

@@ -31,6 +31,7 @@ STATUS: dict[type[errors.ChatbotError], int] = {
     errors.WalletTxPending: 409,
     errors.WalletTxExpired: 410,
     errors.ModelUnavailable: 503,
+    errors.BackendUnavailable: 503,
     errors.TooManySessions: 503,
     errors.TooManyStreams: 503,
     errors.UnknownCommand: 400,
@@ -70,7 +71,7 @@ def chatbot_error_response(
     error: errors.ChatbotError, extra: dict[str, Any] | None = None
 ) -> JsonResponse:
     """The response for a domain error."""
-    status = STATUS.get(type(error), 400)
+    status = next((STATUS[kind] for kind in type(error).__mro__ if kind in STATUS), 400)
     return error_response(status, error.code, error.message, error.retry_after, extra)
 
 

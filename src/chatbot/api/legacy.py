@@ -67,7 +67,7 @@ async def chat(body: ChatRequest, request: Request) -> JsonResponse:
 @router.get(
     "/api/state",
     summary="A session's full state",
-    responses={200: {"model": WebStateResponse}, **errors_doc(400, 404)},
+    responses={200: {"model": WebStateResponse}, **errors_doc(400, 404, 503)},
 )
 async def state(request: Request, session_id: str | None = None) -> JsonResponse:
     """The session's state; 404 for an unknown id (reads never create sessions)."""
@@ -78,7 +78,7 @@ async def state(request: Request, session_id: str | None = None) -> JsonResponse
 @router.post(
     "/api/interrupt",
     summary="Stop the running turn",
-    responses={200: {"model": WebStateResponse}, **errors_doc(400, 404)},
+    responses={200: {"model": WebStateResponse}, **errors_doc(400, 404, 503)},
 )
 async def interrupt(request: Request, body: InterruptRequest | None = None) -> JsonResponse:
     """Cancel the turn and return once it has ended (partial reply kept, marked interrupted).
@@ -117,6 +117,7 @@ async def mcp_command(body: McpCommandRequest, request: Request) -> JsonResponse
     except ChatbotError as error:
         extra = {"success": False, "message": error.message, "data": None}
         return chatbot_error_response(error, extra)
+    manager_of(request).check_writable()
     session = await _writable_session(request, body.session_id)
     result = command(session)
     return JsonResponse(

@@ -12,7 +12,7 @@ from chatbot.errors import (
     MessageTooLong,
     MissingSessionId,
 )
-from chatbot.sessions.ids import is_valid_session_id
+from chatbot.model import is_valid_session_id
 from chatbot.sessions.manager import SessionManager
 
 

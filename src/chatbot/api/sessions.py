@@ -20,7 +20,9 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 )
 async def create_session(request: Request) -> JsonResponse:
     """A new, empty session with a server-made UUIDv4 id."""
-    session = manager_of(request).create()
+    manager = manager_of(request)
+    manager.check_writable()
+    session = manager.create()
     return JsonResponse(
         {"session_id": session.id}, status_code=201, headers={"X-Session-Id": session.id}
     )
@@ -29,7 +31,7 @@ async def create_session(request: Request) -> JsonResponse:
 @router.get(
     "/{session_id}",
     summary="A session's full state",
-    responses={200: {"model": WebStateResponse}, **errors_doc(400, 404)},
+    responses={200: {"model": WebStateResponse}, **errors_doc(400, 404, 503)},
 )
 async def get_session(session_id: str, request: Request) -> JsonResponse:
     """The same state as `GET /api/state`; 404 for an unknown id."""
@@ -41,7 +43,7 @@ async def get_session(session_id: str, request: Request) -> JsonResponse:
     "/{session_id}",
     status_code=204,
     summary="Delete a session",
-    responses={204: {"description": "Deleted"}, **errors_doc(400, 404)},
+    responses={204: {"description": "Deleted"}, **errors_doc(400, 404, 503)},
 )
 async def delete_session(session_id: str, request: Request) -> Response:
     """Cancel its turn, end its streams with `session.closed`, and forget it."""
@@ -52,7 +54,7 @@ async def delete_session(session_id: str, request: Request) -> Response:
 @router.get(
     "/{session_id}/messages",
     summary="Page through a session's history",
-    responses={200: {"model": MessagePageResponse}, **errors_doc(400, 404, 422)},
+    responses={200: {"model": MessagePageResponse}, **errors_doc(400, 404, 422, 503)},
 )
 async def messages(
     session_id: str,

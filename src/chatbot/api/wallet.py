@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from chatbot.api.params import manager_of, required_session_id
 from chatbot.api.responses import JsonResponse, session_response
 from chatbot.api.schemas import WalletResultRequest, WebStateResponse, errors_doc
-from chatbot.sessions.wallet import WalletStatus
+from chatbot.model import WalletStatus
 
 router = APIRouter(tags=["wallet"])
 
@@ -15,13 +15,15 @@ router = APIRouter(tags=["wallet"])
 @router.post(
     "/api/wallet/result",
     summary="Report what the wallet did with a pending transaction",
-    responses={200: {"model": WebStateResponse}, **errors_doc(400, 404, 409, 410, 422)},
+    responses={200: {"model": WebStateResponse}, **errors_doc(400, 404, 409, 410, 422, 503)},
 )
 async def wallet_result(body: WalletResultRequest, request: Request) -> JsonResponse:
     """Resolve the session's pending transaction exactly once; the agent then continues.
 
     404: no such transaction (or session); 409: it was already resolved; 410: it expired.
     """
-    session = await manager_of(request).require(required_session_id(request, body.session_id))
+    manager = manager_of(request)
+    manager.check_writable()
+    session = await manager.require(required_session_id(request, body.session_id))
     session.resolve_wallet_tx(body.tx_id, WalletStatus(body.status), body.hash, body.error)
     return session_response(session.state())

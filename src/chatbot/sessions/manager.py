@@ -16,10 +16,10 @@ from inspect import isawaitable
 
 from chatbot.collector import collect_old
 from chatbot.config import Settings
-from chatbot.errors import SessionNotFound, TooManySessions, TooManyStreams
+from chatbot.errors import BackendUnavailable, SessionNotFound, TooManySessions, TooManyStreams
 from chatbot.metrics import Metrics
+from chatbot.model import new_session_id, redact
 from chatbot.sessions.events import StreamKind, Subscriber
-from chatbot.sessions.ids import new_session_id, redact
 from chatbot.sessions.session import ServerStatus, Session, SessionEnv, TurnRunner
 from chatbot.store.base import Store
 
@@ -191,7 +191,11 @@ class SessionManager:
         Returns how many sessions were evicted.
         """
         cutoff = datetime.now(UTC) - timedelta(days=self.settings.history_retention_days)
-        deleted = await self.store.delete_inactive_since(cutoff)
+        try:
+            deleted = await self.store.delete_inactive_since(cutoff)
+        except BackendUnavailable:
+            deleted = 0  # the next sweep deletes them; the rest of this one goes on
+            log.warning("retention skipped: the database is unavailable")
         if deleted:
             log.info("old sessions deleted", extra={"count": deleted})
         for session in self._sessions.values():
@@ -213,11 +217,24 @@ class SessionManager:
         collect_old()  # the full collection, which runs only here (see chatbot/collector.py)
         return len(expired)
 
+    def check_writable(self) -> None:
+        """Refuse a write before it changes anything while the database is away (503).
+
+        Writes queued before the outage are kept and land when it is back; new ones are
+        turned away meanwhile, so nothing is acknowledged that could not be stored.
+        """
+        if not self.store.available:
+            raise BackendUnavailable(
+                "The database is unavailable; try again shortly.",
+                retry_after=self.store.retry_after,
+            )
+
     def check_available(self) -> None:
         """Refuse a chat before any session is made for it when no turn could run.
 
-        The one gate: sessions themselves assume a usable model.
+        The one gate: sessions themselves assume a usable model and a writable store.
         """
+        self.check_writable()
         self.env.runner.check_available()
 
     def set_status(self, **flags: bool) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from chatbot.sessions.wallet import WalletStatus
+from chatbot.model import WalletStatus
 
 _SENT_TEXT = re.compile(r"^\s*Transaction sent:\s*(0x[0-9a-fA-F]{64})\b")
 _REJECTED_TEXT = re.compile(r"^\s*Transaction rejected by user:?\s*(.*)$", re.DOTALL)

@@ -16,23 +16,21 @@ from typing import Any, Protocol
 
 from chatbot.config import BusyPolicy, Settings
 from chatbot.errors import QueueFull, SessionBusy, WalletTxExpired, WalletTxPending
-from chatbot.sessions.events import EventLog, StreamKind, Subscriber, event_frame, state_frame
-from chatbot.sessions.ids import redact
-from chatbot.sessions.messages import (
+from chatbot.model import (
     Message,
     MessageStatus,
     ToolCallInfo,
     ToolStatus,
-    utc_timestamp,
-)
-from chatbot.sessions.notes import resolution_from_text, wallet_network_from_text
-from chatbot.sessions.wallet import (
     WalletResolution,
-    WalletSlot,
     WalletStatus,
     WalletTx,
     iso_in,
+    redact,
+    utc_timestamp,
 )
+from chatbot.sessions.events import EventLog, StreamKind, Subscriber, event_frame, state_frame
+from chatbot.sessions.notes import resolution_from_text, wallet_network_from_text
+from chatbot.sessions.wallet import WalletSlot
 from chatbot.store.base import Store, StoredSession
 
 log = logging.getLogger("chatbot.session")

@@ -1,22 +1,15 @@
-"""Pending wallet transactions: proposed by the agent, answered once by the user's wallet.
+"""A session's wallet slot: at most one pending transaction, resolved exactly once.
 
-A session holds at most one pending transaction. It resolves exactly once: `sent`
-(with its hash), `rejected` or `failed`; after its deadline it is `expired`. Answers
-to a transaction that was already resolved are told so (409), answers to one that
-never existed are not found (404).
+It resolves `sent` (with its hash), `rejected` or `failed`; after its deadline it is
+`expired`. Answers to a transaction that was already resolved are told so (409),
+answers to one that never existed are not found (404).
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-
-import orjson
 
 from chatbot.errors import (
     InvalidInput,
@@ -24,91 +17,9 @@ from chatbot.errors import (
     WalletTxExpired,
     WalletTxNotFound,
 )
-from chatbot.sessions.messages import utc_timestamp
+from chatbot.model import REMEMBERED_RESOLUTIONS, WalletResolution, WalletStatus, WalletTx
 
 TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
-REMEMBERED_RESOLUTIONS = 32
-
-
-class WalletStatus(StrEnum):
-    """How a proposed transaction ended."""
-
-    SENT = "sent"
-    REJECTED = "rejected"
-    FAILED = "failed"
-    EXPIRED = "expired"
-
-
-@dataclass(slots=True, kw_only=True)
-class WalletTx:
-    """A transaction waiting for the user's wallet, in the shape clients receive."""
-
-    id: str = field(default_factory=lambda: "tx_" + secrets.token_hex(8))
-    to: str
-    value: str
-    data: str
-    chain_id: int
-    network: str
-    description: str
-    created_at: str = field(default_factory=utc_timestamp)
-    expires_at: str
-    deadline: float = field(repr=False)
-
-    def public(self) -> dict[str, object]:
-        """What clients see (the monotonic deadline is the server's own business)."""
-        return {
-            "id": self.id,
-            "to": self.to,
-            "value": self.value,
-            "data": self.data,
-            "chain_id": self.chain_id,
-            "network": self.network,
-            "description": self.description,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-        }
-
-    def original_json(self) -> str:
-        """The original app's `pending_wallet_tx`: a JSON *string* its clients `JSON.parse`.
-
-        Only the fields the original sent, so its clients' string comparison of "the same
-        request" keeps holding; the typed form with id, chain and expiry is `public()`.
-        """
-        return orjson.dumps(
-            {
-                "to": self.to,
-                "value": self.value,
-                "data": self.data,
-                "description": self.description,
-                "timestamp": self.created_at,
-            }
-        ).decode()
-
-
-@dataclass(frozen=True, slots=True)
-class WalletResolution:
-    """The answer a pending transaction got."""
-
-    tx_id: str
-    status: WalletStatus
-    hash: str | None = None
-    error: str | None = None
-
-    def note(self) -> str:
-        """The system message the agent continues from (the original app's wording)."""
-        if self.status is WalletStatus.SENT:
-            return f"Transaction sent: {self.hash}"
-        if self.status is WalletStatus.REJECTED:
-            return f"Transaction rejected by user: {self.error or 'no reason given'}"
-        if self.status is WalletStatus.FAILED:
-            return f"Transaction failed: {self.error or 'unknown error'}"
-        return "The transaction request expired before the wallet answered."
-
-
-def iso_in(seconds: float) -> str:
-    """An ISO-8601 UTC timestamp `seconds` from now."""
-    moment = datetime.now(UTC) + timedelta(seconds=seconds)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class WalletSlot:

@@ -12,12 +12,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from chatbot.sessions.messages import Message
-from chatbot.sessions.wallet import WalletStatus, WalletTx
+from chatbot.errors import BackendUnavailable
+from chatbot.model import Message, WalletStatus, WalletTx
 
 
 class StoreError(Exception):
     """The store cannot be used (corrupt, read-only, newer schema); the message says why."""
+
+
+class StoreUnavailable(StoreError, BackendUnavailable):
+    """The database is away for now (down, unreachable, locked); trying later may work.
+
+    Also a `BackendUnavailable`, so a request that needed the database answers 503 with
+    `Retry-After` wherever below the routes this was raised.
+    """
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message, retry_after=retry_after)
 
 
 @dataclass(slots=True)
@@ -48,6 +59,18 @@ class MessagePage:
 
 class Store(Protocol):
     """Durable sessions. Positions number a session's messages 0, 1, 2, … in order."""
+
+    @property
+    def where(self) -> str:
+        """The database, for people: a file path, or database, host and port (no password)."""
+
+    @property
+    def available(self) -> bool:
+        """False while the database is away and queued writes wait for it."""
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds a client should wait before trying again while it is away."""
 
     async def open(self) -> None:
         """Connect and migrate the schema; raise `StoreError` when the store is unusable."""
@@ -89,3 +112,15 @@ class Store(Protocol):
 
     async def delete_inactive_since(self, cutoff: datetime) -> int:
         """Delete sessions last active before `cutoff`; returns how many."""
+
+    async def schema_version(self) -> int:
+        """How many migrations the database has applied."""
+
+    async def count_sessions(self) -> int:
+        """How many sessions are stored."""
+
+    async def session_ids(self, after: str | None, limit: int) -> list[str]:
+        """Up to `limit` stored session ids after `after`, in id order (for copying)."""
+
+    async def wallet_txs(self, session_id: str) -> list[tuple[WalletTx, WalletStatus | None]]:
+        """Every transaction of the session with its status, resolved first, in order."""

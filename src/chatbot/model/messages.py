@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
+
+from chatbot.model.time import utc_timestamp
 
 Sender = Literal["user", "agent", "system"]
 
@@ -27,11 +28,6 @@ class ToolStatus(StrEnum):
     SUCCESS = "success"
     ERROR = "error"
     INTERRUPTED = "interrupted"
-
-
-def utc_timestamp() -> str:
-    """ISO-8601 UTC with milliseconds, e.g. `2026-11-24T03:04:05.123Z`."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_message_id() -> str:

@@ -1,0 +1,89 @@
+"""A transaction the agent proposes and the user's wallet answers, and how it ended."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import orjson
+
+from chatbot.model.time import utc_timestamp
+
+REMEMBERED_RESOLUTIONS = 32
+"""How many resolved transaction ids a session remembers, so late answers get 409 or 410."""
+
+
+class WalletStatus(StrEnum):
+    """How a proposed transaction ended."""
+
+    SENT = "sent"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+@dataclass(slots=True, kw_only=True)
+class WalletTx:
+    """A transaction waiting for the user's wallet, in the shape clients receive."""
+
+    id: str = field(default_factory=lambda: "tx_" + secrets.token_hex(8))
+    to: str
+    value: str
+    data: str
+    chain_id: int
+    network: str
+    description: str
+    created_at: str = field(default_factory=utc_timestamp)
+    expires_at: str
+    deadline: float = field(repr=False)
+
+    def public(self) -> dict[str, object]:
+        """What clients see (the monotonic deadline is the server's own business)."""
+        return {
+            "id": self.id,
+            "to": self.to,
+            "value": self.value,
+            "data": self.data,
+            "chain_id": self.chain_id,
+            "network": self.network,
+            "description": self.description,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+        }
+
+    def original_json(self) -> str:
+        """The original app's `pending_wallet_tx`: a JSON *string* its clients `JSON.parse`.
+
+        Only the fields the original sent, so its clients' string comparison of "the same
+        request" keeps holding; the typed form with id, chain and expiry is `public()`.
+        """
+        return orjson.dumps(
+            {
+                "to": self.to,
+                "value": self.value,
+                "data": self.data,
+                "description": self.description,
+                "timestamp": self.created_at,
+            }
+        ).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class WalletResolution:
+    """The answer a pending transaction got."""
+
+    tx_id: str
+    status: WalletStatus
+    hash: str | None = None
+    error: str | None = None
+
+    def note(self) -> str:
+        """The system message the agent continues from (the original app's wording)."""
+        if self.status is WalletStatus.SENT:
+            return f"Transaction sent: {self.hash}"
+        if self.status is WalletStatus.REJECTED:
+            return f"Transaction rejected by user: {self.error or 'no reason given'}"
+        if self.status is WalletStatus.FAILED:
+            return f"Transaction failed: {self.error or 'unknown error'}"
+        return "The transaction request expired before the wallet answered."
