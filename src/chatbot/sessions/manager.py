@@ -207,6 +207,22 @@ class SessionManager:
             for session in self._sessions.values()
             if session.is_idle and session.last_active < deadline
         ]
+        if expired:
+            try:
+                # Out of memory only once on disk: another worker (or this one, later)
+                # that loads the session then reads everything it said.
+                await self.store.flush()
+            except BackendUnavailable:
+                log.warning("eviction postponed: the database is unavailable")
+                expired = []
+            # Still idle and still here after the wait (a request may have used it).
+            expired = [
+                session
+                for session in expired
+                if session.is_idle
+                and session.last_active < deadline
+                and self._sessions.get(session.id) is session
+            ]
         for session in expired:
             del self._sessions[session.id]
             session.closed = True

@@ -341,7 +341,7 @@ class SqliteStore:
                     await _rollback(db)
                     raise
             except sqlite3.Error as exc:
-                if exc.sqlite_errorcode & 0xFF in _TRANSIENT_CODES:
+                if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _TRANSIENT_CODES:
                     raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
                 raise
         if ignored:

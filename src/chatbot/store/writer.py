@@ -207,7 +207,10 @@ class BatchWriter:
         """Put the batch back in front of what came since; its flushes learn of the outage."""
         down_for = 0.0 if self._down_since is None else time.monotonic() - self._down_since
         if self._closing and down_for > CLOSE_RETRY_SECONDS:
-            _settle(done, self._batch_failed(writes + self._queue, exc))
+            error = self._batch_failed(writes + self._queue, exc)
+            for waiting in (done, self._queued_done):
+                if waiting is not None:
+                    _settle(waiting, error)
             self._queue, self._queued_done = [], None
             return
         self._queue = writes + self._queue

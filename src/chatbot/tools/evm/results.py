@@ -13,11 +13,11 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from typing_extensions import TypedDict
 
+from chatbot.model import iso_utc
 from chatbot.tools.evm.rpc import Endpoint
 from chatbot.tools.evm.values import (
     WEI_PER_ETH_DECIMALS,
     format_units,
-    iso_utc,
     optional_quantity,
     quantity,
     wei_text,

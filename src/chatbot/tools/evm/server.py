@@ -23,6 +23,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from chatbot.config import Network
+from chatbot.model import iso_utc
 from chatbot.tools.evm import abi, results
 from chatbot.tools.evm.rpc import Endpoint, RpcClient, RpcError, RpcUnavailableError
 from chatbot.tools.evm.values import (
@@ -30,7 +31,6 @@ from chatbot.tools.evm.values import (
     checksum_address,
     format_units,
     hex_bytes,
-    iso_utc,
     quantity,
     transaction_hash,
 )

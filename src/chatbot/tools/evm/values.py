@@ -7,7 +7,6 @@ so a mistake reads as a tool error it can correct rather than as a crash.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
@@ -83,10 +82,3 @@ def format_units(amount: int, decimals: int) -> str:
         return f"{sign}{whole}"
     digits = str(fraction).rjust(decimals, "0").rstrip("0")
     return f"{sign}{whole}.{digits}"
-
-
-def iso_utc(moment: datetime | int) -> str:
-    """A moment (or unix timestamp) as ISO-8601 UTC in milliseconds with a Z, as the app writes."""
-    if isinstance(moment, int):
-        moment = datetime.fromtimestamp(moment, UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
