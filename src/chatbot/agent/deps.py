@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chatbot.sessions.session import Session
+from chatbot.sessions.ports import Transcript
 
 
 @dataclass(frozen=True, slots=True)
 class TurnDeps:
-    """Per-turn context: the session (for app-side tools), its network and chain id."""
+    """Per-turn context: the session's transcript (for app-side tools), network and chain id."""
 
-    session: Session
+    session: Transcript
     network: str
     chain_id: int

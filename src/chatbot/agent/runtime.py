@@ -44,7 +44,7 @@ from chatbot.agent.providers import ModelBackend
 from chatbot.config import Settings
 from chatbot.errors import ModelUnavailable
 from chatbot.model import Message, MessageStatus, redact
-from chatbot.sessions.session import Session
+from chatbot.sessions.ports import Transcript
 from chatbot.tools.wallet import wallet_toolset
 
 log = logging.getLogger("chatbot.agent")
@@ -100,18 +100,18 @@ class AgentRuntime:
                 retry_after=60,
             )
 
-    async def run_turn(self, session: Session, trigger: Message) -> None:
+    async def run_turn(self, transcript: Transcript, trigger: Message) -> None:
         """Answer `trigger`: stream the model's reply, run its tool calls, until done."""
         await self.ready.wait()
         model = self.backend.model
         assert model is not None, "check_available() guards turns without a model"
-        network = self.settings.networks[session.network]
-        deps = TurnDeps(session, session.network, network.chain_id)
-        turn = _TurnWriter(session)
+        network = self.settings.networks[transcript.network]
+        deps = TurnDeps(transcript, transcript.network, network.chain_id)
+        turn = _TurnWriter(transcript)
         limits = UsageLimits(request_limit=self.settings.max_tool_rounds + 1)
         try:
             async with self.agent.iter(
-                message_history=to_model_messages(session.messages),
+                message_history=to_model_messages(transcript.messages),
                 deps=deps,
                 model=LiveModel(model, turn.apply),
                 usage_limits=limits,
@@ -124,25 +124,25 @@ class AgentRuntime:
                                 turn.apply(event)
         except UsageLimitExceeded:
             turn.close(MessageStatus.COMPLETE)
-            session.add_system_message(
+            transcript.add_system_message(
                 f"Stopped after {self.settings.max_tool_rounds} rounds of tool calls."
             )
         except AgentRunError as error:
             turn.close(MessageStatus.ERROR)
             log.warning(
                 "model failed",
-                extra={"session": redact(session.id), "error": type(error).__name__},
+                extra={"session": redact(transcript.id), "error": type(error).__name__},
             )
-            session.add_system_message(describe_failure(error))
+            transcript.add_system_message(describe_failure(error))
         else:
             turn.close(MessageStatus.COMPLETE)
 
 
 class _TurnWriter:
-    """Applies pydantic-ai stream events to the session, one open text message at a time."""
+    """Applies pydantic-ai stream events to the transcript, one open text message at a time."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, transcript: Transcript) -> None:
+        self.transcript = transcript
         self.text: Message | None = None
         self.tools: dict[str, Message] = {}
 
@@ -157,7 +157,7 @@ class _TurnWriter:
             self.close(MessageStatus.COMPLETE)
         elif isinstance(event, FunctionToolCallEvent):
             call = event.part
-            self.tools[call.tool_call_id] = self.session.start_tool(
+            self.tools[call.tool_call_id] = self.transcript.start_tool(
                 call.tool_call_id, call.tool_name, _args(call)
             )
         elif isinstance(event, FunctionToolResultEvent):
@@ -166,21 +166,21 @@ class _TurnWriter:
                 return
             result = event.part
             if getattr(result, "outcome", "success") == "success":
-                self.session.finish_tool(message, result=getattr(result, "content", None))
+                self.transcript.finish_tool(message, result=getattr(result, "content", None))
             else:
-                self.session.finish_tool(message, error=result.model_response_str())
+                self.transcript.finish_tool(message, error=result.model_response_str())
 
     def _write(self, text: str) -> None:
         if not text:
             return  # an agent message appears with its first character, never empty
         if self.text is None:
-            self.text = self.session.start_agent_message()
-        self.session.append_text(self.text, text)
+            self.text = self.transcript.start_agent_message()
+        self.transcript.append_text(self.text, text)
 
     def close(self, status: MessageStatus) -> None:
         """Finish the open text message, if any."""
         if self.text is not None:
-            self.session.finish_message(self.text, status)
+            self.transcript.finish_message(self.text, status)
             self.text = None
 
 

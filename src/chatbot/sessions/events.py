@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -29,8 +29,27 @@ def state_frame(data: Any) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-class EventLog:
-    """Sequence numbers plus a ring buffer of recent frames, for resuming streams."""
+class EventLog(Protocol):
+    """A session's numbered events: the port the session appends to and streams resume from.
+
+    `append` numbers and serializes at once and never awaits, so a session's changes and
+    their fan-out stay in one event-loop step; an implementation that shares the log with
+    other processes ships what a step appended afterwards, in one batch.
+    """
+
+    @property
+    def seq(self) -> int:
+        """The number of the newest event (0 before the first)."""
+
+    def append(self, event_type: str, data: Any) -> tuple[int, bytes]:
+        """Number and serialize an event, keep it for replay, and return its frame."""
+
+    def since(self, last_seq: int) -> list[bytes] | None:
+        """Frames after `last_seq`, or None when they are no longer all kept."""
+
+
+class MemoryEventLog:
+    """The in-process `EventLog`: a counter plus a ring buffer of recent frames."""
 
     __slots__ = ("_frames", "seq")
 

@@ -19,8 +19,9 @@ from chatbot.config import Settings
 from chatbot.errors import BackendUnavailable, SessionNotFound, TooManySessions, TooManyStreams
 from chatbot.metrics import Metrics
 from chatbot.model import new_session_id, redact
-from chatbot.sessions.events import StreamKind, Subscriber
-from chatbot.sessions.session import ServerStatus, Session, SessionEnv, TurnRunner
+from chatbot.sessions.events import MemoryEventLog, StreamKind, Subscriber
+from chatbot.sessions.ports import TurnRunner
+from chatbot.sessions.session import ServerStatus, Session, SessionEnv
 from chatbot.store.base import Store
 
 log = logging.getLogger("chatbot.sessions")
@@ -37,8 +38,14 @@ class SessionManager:
         self.metrics = metrics
         self.store = store
         self.status = ServerStatus()
+        capacity = settings.event_buffer_size
         self.env = SessionEnv(
-            settings=settings, status=self.status, runner=runner, hooks=self, store=store
+            settings=settings,
+            status=self.status,
+            runner=runner,
+            hooks=self,
+            store=store,
+            event_log=lambda _session_id: MemoryEventLog(capacity),
         )
         self._sessions: dict[str, Session] = {}
         self._loading: dict[str, asyncio.Future[Session | None]] = {}

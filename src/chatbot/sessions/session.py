@@ -1,21 +1,21 @@
 """One user's session: conversation, flags, network, event log, subscribers, and its turn.
 
 Every change goes through `_emit`, which numbers the event, serializes it once and
-hands the same bytes to every subscriber. A turn is a single asyncio task that the
-session owns, so output keeps flowing whether or not anyone is listening.
+hands the same bytes to every subscriber. Turns run on the session's turn machine
+(sessions/turns.py), one asyncio task at a time, so output keeps flowing whether or not
+anyone is listening; the agent writes through the session's `Transcript` face.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chatbot.config import BusyPolicy, Settings
-from chatbot.errors import QueueFull, SessionBusy, WalletTxExpired, WalletTxPending
+from chatbot.config import Settings
+from chatbot.errors import WalletTxExpired, WalletTxPending
 from chatbot.model import (
     Message,
     MessageStatus,
@@ -25,25 +25,14 @@ from chatbot.model import (
     WalletStatus,
     WalletTx,
     iso_in,
-    redact,
     utc_timestamp,
 )
 from chatbot.sessions.events import EventLog, StreamKind, Subscriber, event_frame, state_frame
 from chatbot.sessions.notes import resolution_from_text, wallet_network_from_text
+from chatbot.sessions.ports import TurnRunner
+from chatbot.sessions.turns import INTERRUPTED_BY_USER, Turns
 from chatbot.sessions.wallet import WalletSlot
 from chatbot.store.base import Store, StoredSession
-
-log = logging.getLogger("chatbot.session")
-
-
-class TurnRunner(Protocol):
-    """Runs one agent turn against a session (the agent runtime implements this)."""
-
-    def check_available(self) -> None:
-        """Raise a `ChatbotError` when no turn can run at all (e.g. a missing API key)."""
-
-    async def run_turn(self, session: Session, trigger: Message) -> None:
-        """Produce the agent's reply to `trigger`, writing it into `session` as it streams."""
 
 
 @dataclass(slots=True)
@@ -70,17 +59,18 @@ class SessionHooks(Protocol):
 
 @dataclass(slots=True)
 class SessionEnv:
-    """What every session shares: settings, readiness, agent, store and the registry's hooks."""
+    """What every session shares: settings, readiness, agent, store, the registry's hooks,
+    and where its event log lives."""
 
     settings: Settings
     status: ServerStatus
     runner: TurnRunner
     hooks: SessionHooks
     store: Store
+    event_log: Callable[[str], EventLog]
+    """Makes the event log of the session with this id."""
 
 
-INTERRUPTED_BY_USER = "Interrupted by user."
-INTERRUPTED_BY_NEW_MESSAGE = "Interrupted by a new message."
 INTERRUPTED_BY_RESTART = "The server restarted while this reply was being written; it stops here."
 
 
@@ -103,16 +93,13 @@ class Session:
         self.base = stored.older_messages if stored else 0
         self.created_at = stored.created_at if stored else utc_timestamp()
         self.title = stored.title if stored else None
-        self.log = EventLog(env.settings.event_buffer_size)
+        self.log = env.event_log(session_id)
         self.subscribers: set[Subscriber] = set()
         self.legacy_subscribers: set[Subscriber] = set()
         self.last_active = time.monotonic()
         self.closed = False
-        self._task: asyncio.Task[None] | None = None
-        self._queue: deque[Message] = deque()
+        self.turns = Turns(self, env.runner, env.settings)
         self._open: list[Message] = []
-        self._interrupt_note: str | None = None
-        self._follow_up: Message | None = None
         self._legacy_cache: tuple[int, bytes] | None = None
         self._legacy_flush: asyncio.Handle | None = None
         self._legacy_last_flush = 0.0
@@ -166,12 +153,12 @@ class Session:
     @property
     def is_processing(self) -> bool:
         """True from the start of a turn until its task has ended."""
-        return self._task is not None
+        return self.turns.running
 
     @property
     def is_idle(self) -> bool:
         """No running turn and nobody listening: the expiry sweep may evict it."""
-        return self._task is None and not self.subscribers and not self.legacy_subscribers
+        return not self.turns.running and not self.subscribers and not self.legacy_subscribers
 
     def flags(self) -> dict[str, Any]:
         """The non-message part of the state, as sent in `state` events."""
@@ -185,7 +172,7 @@ class Session:
             "network": self.network,
             "pending_wallet_tx": pending.original_json() if pending else None,
             "wallet_tx": pending.public() if pending else None,
-            "queued": list(self._queue),
+            "queued": self.turns.queued,
         }
 
     def state(self) -> dict[str, Any]:
@@ -407,49 +394,18 @@ class Session:
                 "error": resolution.error,
             },
         )
-        return self._note_for_agent(note or resolution.note())
-
-    def _note_for_agent(self, text: str) -> Message:
-        """A system note the agent must act on: now if idle, else right after this turn.
-
-        Either way one `state` event follows, already showing the turn that will answer.
-        """
-        note = self.add_system_message(text)
-        if self._task is None:
-            self._start(note)
-        else:
-            self._follow_up = note
-            self.emit_state()
-        return note
+        message = self.add_system_message(note or resolution.note())
+        self.turns.follow_up(message)  # the agent acts on the outcome
+        return message
 
     # ---- turns ---------------------------------------------------------------------
 
     async def submit_chat(self, text: str) -> Message:
         """Add a user message and run the turn that answers it, or queue it."""
         self.last_active = time.monotonic()
-        policy = self.env.settings.busy_policy
-        if self._task is not None:
-            if policy is BusyPolicy.REJECT:
-                raise SessionBusy("The agent is still answering; wait, or interrupt it first.")
-            if policy is BusyPolicy.QUEUE:
-                return self._enqueue(Message(sender="user", content=text))
-            while self._task is not None:
-                await self.interrupt(INTERRUPTED_BY_NEW_MESSAGE)
-        message = self.add_message(Message(sender="user", content=text))
-        self._start(message)
-        await self.env.store.flush()  # on disk before the request is answered
-        return message
-
-    def _enqueue(self, message: Message) -> Message:
-        """Hold a message until the running turn ends; it shows in `queued` meanwhile.
-
-        It joins the transcript only when its own turn starts, so the transcript reads
-        in order and the model never sees a message sent after the one it answers.
-        """
-        if len(self._queue) >= self.env.settings.max_queued_messages:
-            raise QueueFull("Too many messages are waiting; try again shortly.", retry_after=1)
-        self._queue.append(message)
-        self.emit_state()
+        message = Message(sender="user", content=text)
+        if await self.turns.submit(message):
+            await self.env.store.flush()  # on disk before the request is answered
         return message
 
     def submit_system(self, text: str) -> Message:
@@ -472,8 +428,7 @@ class Session:
             else:
                 return self._announce_resolution(pending, resolution, note=text)
         message = self.add_system_message(text)
-        if self._task is None:
-            self._start(message)
+        self.turns.start_if_idle(message)
         return message
 
     def _apply_wallet_network(self, text: str) -> str:
@@ -491,20 +446,13 @@ class Session:
 
     async def interrupt(self, note: str = INTERRUPTED_BY_USER) -> None:
         """Cancel the running turn and wait until it has ended; harmless when idle."""
-        task = self._task
-        if task is None:
-            return
-        if self._interrupt_note is None:
-            self._interrupt_note = note
-        task.cancel()
-        await asyncio.wait([task])
+        await self.turns.interrupt(note)
 
     async def close(self, reason: str) -> None:
         """End the session: stop its turn, tell its streams, and let them finish."""
         if self.closed:
             return
-        self._interrupt_note = ""
-        await self.interrupt()
+        await self.turns.close()
         self.closed = True
         if self._legacy_flush is not None:
             self._legacy_flush.cancel()
@@ -516,75 +464,21 @@ class Session:
         for subscriber in (*self.subscribers, *self.legacy_subscribers):
             subscriber.close()
 
-    def _start(self, trigger: Message) -> None:
-        self._interrupt_note = None
-        task = asyncio.create_task(self._run(trigger), name=f"turn-{redact(self.id)}")
-        # Clean-up lives in a done-callback, not in `finally`: a task cancelled before
-        # its first step never runs its body at all.
-        task.add_done_callback(self._turn_done)
-        self._task = task
-        self.env.hooks.turn_started()
-        self.emit_state()
+    # ---- what the turn machine asks of its session -----------------------------------
 
-    async def _run(self, trigger: Message) -> None:
-        runner = self.env.runner
-        try:
-            while True:
-                await runner.run_turn(self, trigger)
-                if self._follow_up is not None:
-                    trigger, self._follow_up = self._follow_up, None
-                    continue
-                if not self._queue:
-                    return
-                trigger = self.add_message(self._queue.popleft())
-                self.emit_state()
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            self._wind_up(MessageStatus.INTERRUPTED, self._interrupt_note)
-        except Exception:
-            log.exception("turn failed", extra={"session": redact(self.id)})
-            self._wind_up(
-                MessageStatus.ERROR,
-                "The agent failed unexpectedly; you can send another message.",
-            )
-
-    def _turn_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():  # cancelled before its first step
-            self._wind_up(MessageStatus.INTERRUPTED, self._interrupt_note)
-        self._task = None
-        self.last_active = time.monotonic()
-        self.env.hooks.turn_ended()
-        if self.closed:
-            return
-        # Work can arrive after the task saw nothing left to do but before this callback
-        # ran (the session still looked busy then): it is answered now, not stranded.
-        follow_up, self._follow_up = self._follow_up, None
-        if follow_up is not None:
-            self._start(follow_up)
-        elif self._queue:
-            self._start(self.add_message(self._queue.popleft()))
-        else:
-            self.emit_state()
-
-    def _wind_up(self, status: MessageStatus, note: str | None) -> None:
-        """End a turn early: close open messages, keep queued ones, say why.
-
-        A pending follow-up is dropped with the turn: its note is in the transcript,
-        and the user's next message starts the next turn.
-        """
-        self._follow_up = None
+    def close_open(self, status: MessageStatus) -> None:
+        """Finish every message still streaming (a running tool call is interrupted)."""
         for message in list(self._open):
             if message.tool is not None and message.tool.status is ToolStatus.RUNNING:
                 message.tool.status = ToolStatus.INTERRUPTED
                 message.tool.error = "interrupted"
             self.finish_message(message, status)
-        # Messages still waiting are kept in the transcript, marked unanswered,
-        # so nothing the user wrote ever vanishes.
-        while self._queue:
-            waiting = self._queue.popleft()
-            waiting.status = MessageStatus.INTERRUPTED
-            self.add_message(waiting)
-        if note:
-            self.add_system_message(note)
+
+    def turn_started(self) -> None:
+        """A turn task began."""
+        self.env.hooks.turn_started()
+
+    def turn_ended(self) -> None:
+        """A turn task ended: the session is active until now."""
+        self.last_active = time.monotonic()
+        self.env.hooks.turn_ended()
