@@ -65,11 +65,9 @@ class RunningServer:
         return b"".join(self.log).decode(errors="replace")
 
 
-@asynccontextmanager
-async def run_server(**env: str) -> AsyncIterator[RunningServer]:
-    """Start the server with these settings, wait until it listens, stop it afterwards."""
-    port = free_port()
-    environment = {
+def server_environment(port: int, **env: str) -> dict[str, str]:
+    """The environment of a test server on `port`, with these settings on top."""
+    return {
         **os.environ,
         "BACKEND_HOST": "127.0.0.1",
         "BACKEND_PORT": str(port),
@@ -80,6 +78,13 @@ async def run_server(**env: str) -> AsyncIterator[RunningServer]:
         "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='chatbot-test-')}/chatbot.db",
         **env,
     }
+
+
+@asynccontextmanager
+async def run_server(**env: str) -> AsyncIterator[RunningServer]:
+    """Start the server with these settings, wait until it listens, stop it afterwards."""
+    port = free_port()
+    environment = server_environment(port, **env)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.postgres import Postgres, needs_postgres, run_postgres
-from tests.server import RunningServer, free_port, run_server
+from tests.server import RunningServer, free_port, run_server, server_environment
 from tests.sse import is_idle_state, open_sse
 
 pytestmark = needs_postgres
@@ -122,13 +122,7 @@ async def test_while_postgres_is_down_writes_get_503_and_nothing_acknowledged_is
 
 async def start_with(url: str) -> tuple[int, str]:
     """Run `chatbot serve` with this DATABASE_URL until it exits; its code and output."""
-    environment = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "BACKEND_PORT": str(free_port()),
-        "LLM_PROVIDER": "scripted",
-        "MCP_CONFIG": str(Path(__file__).parent / "no-mcp.json"),
-    }
+    environment = server_environment(free_port(), DATABASE_URL=url)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

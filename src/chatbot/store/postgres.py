@@ -13,28 +13,16 @@ import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any, Final
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from chatbot.model import REMEMBERED_RESOLUTIONS, Message, WalletStatus, WalletTx
-from chatbot.store.base import MessagePage, StoredSession, StoreError, StoreUnavailable
+from chatbot.store.base import StoreError, StoreUnavailable
 from chatbot.store.migrations import Migration, pending_migrations
-from chatbot.store.records import (
-    MESSAGE_COLUMNS,
-    WALLET_TX_COLUMNS,
-    cutoff_text,
-    message_from_row,
-    message_row,
-    session_row,
-    unreadable,
-    wallet_tx_from_row,
-    wallet_tx_row,
-)
-from chatbot.store.writer import BatchWriter, Write
+from chatbot.store.sql import Query, SqlStore, statements
+from chatbot.store.writer import BatchWriter, Params, Write
 
 logger = logging.getLogger("chatbot.store")
 
@@ -97,85 +85,26 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
-# Upserts. As in SQLite, rows of a session land only while the session is stored, so a
-# late save for a deleted session neither resurrects it nor fails the batch.
-_UPSERT_SESSION: Final = """
-INSERT INTO sessions (id, network, title, created_at, last_active_at) VALUES (%s, %s, %s, %s, %s)
-ON CONFLICT (id) DO UPDATE SET
-    network = excluded.network,
-    title = excluded.title,
-    last_active_at = excluded.last_active_at
-"""
-_UPSERT_MESSAGE: Final = """
-INSERT INTO messages
-    (session_id, position, id, sender, content, timestamp, is_streaming, status, tool)
+# Named columns for the parameter row: Postgres names a VALUES list's columns only so.
+STATEMENTS: Final = statements(
+    param="%s",
+    insertion_order="seq",
+    message_rows="""
 SELECT v.* FROM (VALUES (%s, %s::bigint, %s, %s, %s, %s, %s::boolean, %s, %s))
     AS v (session_id, position, id, sender, content, timestamp, is_streaming, status, tool)
-WHERE EXISTS (SELECT 1 FROM sessions WHERE sessions.id = v.session_id)
-ON CONFLICT (session_id, position) DO UPDATE SET
-    id = excluded.id,
-    sender = excluded.sender,
-    content = excluded.content,
-    timestamp = excluded.timestamp,
-    is_streaming = excluded.is_streaming,
-    status = excluded.status,
-    tool = excluded.tool
-"""
-_UPSERT_WALLET_TX: Final = """
-INSERT INTO wallet_txs (session_id, id, "to", value, data, chain_id, network, description,
-                        created_at, expires_at, status, resolved_at)
+WHERE EXISTS (SELECT 1 FROM sessions WHERE sessions.id = v.session_id)""",
+    wallet_tx_rows="""
 SELECT v.* FROM (VALUES (%s, %s, %s, %s, %s, %s::bigint, %s, %s, %s, %s, %s, %s))
     AS v (session_id, id, "to", value, data, chain_id, network, description,
           created_at, expires_at, status, resolved_at)
-WHERE EXISTS (SELECT 1 FROM sessions WHERE sessions.id = v.session_id)
-ON CONFLICT (session_id, id) DO UPDATE SET
-    "to" = excluded."to",
-    value = excluded.value,
-    data = excluded.data,
-    chain_id = excluded.chain_id,
-    network = excluded.network,
-    description = excluded.description,
-    created_at = excluded.created_at,
-    expires_at = excluded.expires_at,
-    status = excluded.status,
-    resolved_at = CASE WHEN excluded.status IS NULL THEN NULL
-                       ELSE coalesce(wallet_txs.resolved_at, excluded.resolved_at) END
-"""
-
-_SELECT_SESSION: Final = (
-    "SELECT network, title, created_at, last_active_at FROM sessions WHERE id = %s"
+WHERE EXISTS (SELECT 1 FROM sessions WHERE sessions.id = v.session_id)""",
 )
-_SELECT_MESSAGES_BEFORE: Final = f"""
-SELECT {MESSAGE_COLUMNS} FROM messages
-WHERE session_id = %s AND position < %s ORDER BY position DESC LIMIT %s
-"""
-_COUNT_MESSAGES_BEFORE: Final = (
-    "SELECT count(*) FROM messages WHERE session_id = %s AND position < %s"
-)
-_SELECT_POSITION_OF: Final = "SELECT min(position) FROM messages WHERE session_id = %s AND id = %s"
-_SELECT_PENDING_TX: Final = f"""
-SELECT {WALLET_TX_COLUMNS}
-FROM wallet_txs WHERE session_id = %s AND status IS NULL
-ORDER BY created_at DESC, seq DESC LIMIT 1
-"""
-_SELECT_RESOLVED_TXS: Final = """
-SELECT id, status FROM wallet_txs WHERE session_id = %s AND status IS NOT NULL
-ORDER BY resolved_at DESC, seq DESC LIMIT %s
-"""
-_SELECT_IDS_AFTER: Final = "SELECT id FROM sessions WHERE id > %s ORDER BY id LIMIT %s"
-_SELECT_ALL_TXS: Final = f"""
-SELECT {WALLET_TX_COLUMNS}, status FROM wallet_txs WHERE session_id = %s
-ORDER BY resolved_at IS NULL, resolved_at, seq
-"""
-_DELETE_SESSION: Final = "DELETE FROM sessions WHERE id = %s"
-_DELETE_INACTIVE: Final = "DELETE FROM sessions WHERE last_active_at < %s"
-
-_AFTER_ALL: Final = 2**63 - 1
-"""A position bound above every stored position (bigint)."""
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """The `Store` on a Postgres database."""
+
+    statements = STATEMENTS
 
     def __init__(self, url: str, *, batch_interval: float = 0.05) -> None:
         self.url = url
@@ -256,43 +185,7 @@ class PostgresStore:
                     "UPDATE chatbot_schema SET version = %s", (SCHEMA_VERSION,)
                 )
 
-    # ---- queued writes -------------------------------------------------------------------
-
-    @property
-    def available(self) -> bool:
-        """False while queued writes wait for the database to come back."""
-        return self._writer.available
-
-    @property
-    def retry_after(self) -> float:
-        """Seconds a client should wait while the database is away."""
-        return self._writer.retry_after
-
-    def save_session(
-        self,
-        session_id: str,
-        *,
-        network: str,
-        title: str | None,
-        created_at: str,
-        last_active_at: str,
-    ) -> None:
-        """Queue an upsert of the session row; `created_at` is kept from the first save."""
-        self._writer.enqueue(
-            _UPSERT_SESSION, session_row(session_id, network, title, created_at, last_active_at)
-        )
-
-    def save_message(self, session_id: str, position: int, message: Message) -> None:
-        """Queue an upsert of the message as it is now (later changes need another save)."""
-        self._writer.enqueue(_UPSERT_MESSAGE, message_row(session_id, position, message))
-
-    def save_wallet_tx(self, session_id: str, tx: WalletTx, status: WalletStatus | None) -> None:
-        """Queue an upsert of the transaction; its first resolution time orders `load`'s map."""
-        self._writer.enqueue(_UPSERT_WALLET_TX, wallet_tx_row(session_id, tx, status))
-
-    async def flush(self) -> None:
-        """Wait until every write queued before this call is committed."""
-        await self._writer.flush()
+    # ---- writes, reads and deletes ---------------------------------------------------------
 
     async def _commit(self, writes: list[Write]) -> None:
         """Run the writes in order, in one transaction; runs of one statement go together."""
@@ -309,108 +202,15 @@ class PostgresStore:
         if ignored:
             logger.info("Ignored %d writes for sessions that are no longer stored", ignored)
 
-    # ---- reads and deletes ------------------------------------------------------------------
-
-    async def load(self, session_id: str, limit: int) -> StoredSession | None:
-        """The session with its newest `limit` messages; queued writes are flushed first."""
-        await self.flush()
-        async with self._reading() as cursor:
-            await cursor.execute(_SELECT_SESSION, (session_id,))
-            found = await cursor.fetchone()
-            if found is None:
-                return None
-            network, title, created_at, last_active_at = found
-            await cursor.execute(_SELECT_MESSAGES_BEFORE, (session_id, _AFTER_ALL, max(limit, 0)))
-            newest = await cursor.fetchall()
-            oldest_shown = newest[-1][0] if newest else _AFTER_ALL
-            await cursor.execute(_COUNT_MESSAGES_BEFORE, (session_id, oldest_shown))
-            counted = await cursor.fetchone()
-            await cursor.execute(_SELECT_PENDING_TX, (session_id,))
-            pending = await cursor.fetchone()
-            await cursor.execute(_SELECT_RESOLVED_TXS, (session_id, REMEMBERED_RESOLUTIONS))
-            resolved = await cursor.fetchall()
-        with unreadable(session_id):
-            return StoredSession(
-                id=session_id,
-                network=network,
-                title=title,
-                created_at=created_at,
-                last_active_at=last_active_at,
-                messages=[message_from_row(row) for row in reversed(newest)],
-                older_messages=int(counted[0]) if counted else 0,
-                pending_wallet_tx=wallet_tx_from_row(pending) if pending else None,
-                resolved_wallet_txs={
-                    tx_id: WalletStatus(status) for tx_id, status in reversed(resolved)
-                },
-            )
-
-    async def page(self, session_id: str, before: str | None, limit: int) -> MessagePage | None:
-        """Up to `limit` messages before `before` (or the newest), oldest first."""
-        await self.flush()
-        limit = max(limit, 0)
-        async with self._reading() as cursor:
-            await cursor.execute(_SELECT_SESSION, (session_id,))
-            if await cursor.fetchone() is None:
-                return None
-            bound = _AFTER_ALL
-            if before is not None:
-                await cursor.execute(_SELECT_POSITION_OF, (session_id, before))
-                found = await cursor.fetchone()
-                if found is None or found[0] is None:
-                    return None
-                bound = int(found[0])
-            # One row more than asked says whether older ones exist.
-            await cursor.execute(_SELECT_MESSAGES_BEFORE, (session_id, bound, limit + 1))
-            rows = await cursor.fetchall()
-        with unreadable(session_id):
-            messages = [message_from_row(row) for row in reversed(rows[:limit])]
-        return MessagePage(messages=messages, has_more=len(rows) > limit)
-
-    async def delete(self, session_id: str) -> bool:
-        """Delete the session, its messages and transactions (after queued writes land)."""
-        await self.flush()
-        return await self._delete(_DELETE_SESSION, session_id) > 0
-
-    async def delete_inactive_since(self, cutoff: datetime) -> int:
-        """Delete sessions last active before `cutoff` (a naive datetime counts as UTC)."""
-        await self.flush()
-        return await self._delete(_DELETE_INACTIVE, cutoff_text(cutoff))
-
     async def schema_version(self) -> int:
         """The number of migrations applied to the database."""
         async with self._connection() as connection:
             return await _fetch_version(connection) or 0
 
-    async def count_sessions(self) -> int:
-        """How many sessions are stored."""
-        await self.flush()
-        async with self._reading() as cursor:
-            await cursor.execute("SELECT count(*) FROM sessions")
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
-
-    async def session_ids(self, after: str | None, limit: int) -> list[str]:
-        """Up to `limit` stored session ids after `after`, in id order."""
-        async with self._reading() as cursor:
-            await cursor.execute(_SELECT_IDS_AFTER, (after or "", limit))
-            rows = await cursor.fetchall()
-        return [str(row[0]) for row in rows]
-
-    async def wallet_txs(self, session_id: str) -> list[tuple[WalletTx, WalletStatus | None]]:
-        """Every transaction of the session with its status, resolved first, in order."""
-        async with self._reading() as cursor:
-            await cursor.execute(_SELECT_ALL_TXS, (session_id,))
-            rows = await cursor.fetchall()
-        with unreadable(session_id):
-            return [
-                (wallet_tx_from_row(row[:-1]), None if row[-1] is None else WalletStatus(row[-1]))
-                for row in rows
-            ]
-
-    async def _delete(self, sql: str, value: str) -> int:
+    async def _delete(self, sql: str, params: Params) -> int:
         """One autocommitted DELETE; the foreign keys cascade to messages and transactions."""
         async with self._connection() as connection:
-            cursor = await connection.execute(sql, (value,))
+            cursor = await connection.execute(sql, params)
             return max(cursor.rowcount, 0)
 
     @asynccontextmanager
@@ -427,7 +227,7 @@ class PostgresStore:
             ) from exc
 
     @asynccontextmanager
-    async def _reading(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
+    async def _reading(self) -> AsyncIterator[Query]:
         """A read-only snapshot, so the several queries of one load agree."""
         if not self._writer.available:  # known to be away: answer now, not after a timeout
             raise StoreUnavailable(
@@ -440,7 +240,12 @@ class PostgresStore:
             connection.cursor() as cursor,
         ):
             await cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield cursor
+
+            async def query(sql: str, params: Params) -> list[tuple[Any, ...]]:
+                await cursor.execute(sql, params)
+                return await cursor.fetchall()
+
+            yield query
 
 
 async def _fetch_version(connection: psycopg.AsyncConnection[Any]) -> int | None:

@@ -14,26 +14,14 @@ import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import aiosqlite
 
-from chatbot.model import REMEMBERED_RESOLUTIONS, Message, WalletStatus, WalletTx
-from chatbot.store.base import MessagePage, StoredSession, StoreError, StoreUnavailable
+from chatbot.store.base import StoreError, StoreUnavailable
 from chatbot.store.migrations import Migration, pending_migrations
-from chatbot.store.records import (
-    MESSAGE_COLUMNS,
-    WALLET_TX_COLUMNS,
-    cutoff_text,
-    message_from_row,
-    message_row,
-    session_row,
-    unreadable,
-    wallet_tx_from_row,
-    wallet_tx_row,
-)
+from chatbot.store.sql import Query, SqlStore, statements
 from chatbot.store.writer import BatchWriter, Params, Write
 
 logger = logging.getLogger("chatbot.store")
@@ -92,78 +80,14 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
-# Upserts. Rows that belong to a session only land while that session is stored, so a
-# late save for a session that was just deleted neither resurrects it nor fails the
-# whole batch (and with it other users' writes) on the foreign key.
-_UPSERT_SESSION: Final = """
-INSERT INTO sessions (id, network, title, created_at, last_active_at) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-    network = excluded.network,
-    title = excluded.title,
-    last_active_at = excluded.last_active_at
-"""
-_UPSERT_MESSAGE: Final = """
-INSERT INTO messages
-    (session_id, position, id, sender, content, timestamp, is_streaming, status, tool)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?1)
-ON CONFLICT (session_id, position) DO UPDATE SET
-    id = excluded.id,
-    sender = excluded.sender,
-    content = excluded.content,
-    timestamp = excluded.timestamp,
-    is_streaming = excluded.is_streaming,
-    status = excluded.status,
-    tool = excluded.tool
-"""
-_UPSERT_WALLET_TX: Final = """
-INSERT INTO wallet_txs (session_id, id, "to", value, data, chain_id, network, description,
-                        created_at, expires_at, status, resolved_at)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
-WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?1)
-ON CONFLICT (session_id, id) DO UPDATE SET
-    "to" = excluded."to",
-    value = excluded.value,
-    data = excluded.data,
-    chain_id = excluded.chain_id,
-    network = excluded.network,
-    description = excluded.description,
-    created_at = excluded.created_at,
-    expires_at = excluded.expires_at,
-    status = excluded.status,
-    resolved_at = CASE WHEN excluded.status IS NULL THEN NULL
-                       ELSE coalesce(wallet_txs.resolved_at, excluded.resolved_at) END
-"""
-
-_SELECT_SESSION: Final = (
-    "SELECT network, title, created_at, last_active_at FROM sessions WHERE id = ?"
+STATEMENTS: Final = statements(
+    param="?",
+    insertion_order="rowid",
+    message_rows="SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9"
+    " WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?1)",
+    wallet_tx_rows="SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12"
+    " WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?1)",
 )
-_SELECT_MESSAGES_BEFORE: Final = f"""
-SELECT {MESSAGE_COLUMNS} FROM messages
-WHERE session_id = ? AND position < ? ORDER BY position DESC LIMIT ?
-"""
-_COUNT_MESSAGES_BEFORE: Final = (
-    "SELECT count(*) FROM messages WHERE session_id = ? AND position < ?"
-)
-_SELECT_POSITION_OF: Final = "SELECT min(position) FROM messages WHERE session_id = ? AND id = ?"
-_SELECT_PENDING_TX: Final = f"""
-SELECT {WALLET_TX_COLUMNS}
-FROM wallet_txs WHERE session_id = ? AND status IS NULL
-ORDER BY created_at DESC, rowid DESC LIMIT 1
-"""
-_SELECT_RESOLVED_TXS: Final = """
-SELECT id, status FROM wallet_txs WHERE session_id = ? AND status IS NOT NULL
-ORDER BY resolved_at DESC, rowid DESC LIMIT ?
-"""
-_SELECT_IDS_AFTER: Final = "SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?"
-_SELECT_ALL_TXS: Final = f"""
-SELECT {WALLET_TX_COLUMNS}, status FROM wallet_txs WHERE session_id = ?
-ORDER BY resolved_at IS NULL, resolved_at, rowid
-"""
-_DELETE_SESSION: Final = "DELETE FROM sessions WHERE id = ?"
-_DELETE_INACTIVE: Final = "DELETE FROM sessions WHERE last_active_at < ?"
-
-_AFTER_ALL: Final = 2**63 - 1
-"""A position bound above every stored position (SQLite integers are 64-bit)."""
 
 # SQLite's primary result codes for a database that is away for now, not refusing a write.
 _TRANSIENT_CODES: Final = frozenset(
@@ -177,8 +101,10 @@ _TRANSIENT_CODES: Final = frozenset(
 )
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """The `Store` on one SQLite file (or `:memory:`, for tests and throwaway runs)."""
+
+    statements = STATEMENTS
 
     def __init__(self, path: Path, *, batch_interval: float = 0.05) -> None:
         self.path = path
@@ -191,7 +117,7 @@ class SqliteStore:
     def from_url(cls, url: str, *, batch_interval: float = 0.05) -> SqliteStore:
         """A store for `sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite:///:memory:`."""
         if not url.startswith(URL_PREFIX):
-            raise StoreError("not a sqlite:/// URL")
+            raise StoreError("A SQLite DATABASE_URL starts with sqlite:///.")
         location = url[len(URL_PREFIX) :]
         if not location or location.endswith("/"):
             raise StoreError("DATABASE_URL names no database file after sqlite:///.")
@@ -286,43 +212,7 @@ class SqliteStore:
             )
         return ""
 
-    # ---- queued writes -------------------------------------------------------------------
-
-    @property
-    def available(self) -> bool:
-        """False while queued writes wait for the database to come back."""
-        return self._writer.available
-
-    @property
-    def retry_after(self) -> float:
-        """Seconds a client should wait while the database is away."""
-        return self._writer.retry_after
-
-    def save_session(
-        self,
-        session_id: str,
-        *,
-        network: str,
-        title: str | None,
-        created_at: str,
-        last_active_at: str,
-    ) -> None:
-        """Queue an upsert of the session row; `created_at` is kept from the first save."""
-        self._writer.enqueue(
-            _UPSERT_SESSION, session_row(session_id, network, title, created_at, last_active_at)
-        )
-
-    def save_message(self, session_id: str, position: int, message: Message) -> None:
-        """Queue an upsert of the message as it is now (later changes need another save)."""
-        self._writer.enqueue(_UPSERT_MESSAGE, message_row(session_id, position, message))
-
-    def save_wallet_tx(self, session_id: str, tx: WalletTx, status: WalletStatus | None) -> None:
-        """Queue an upsert of the transaction; its first resolution time orders `load`'s map."""
-        self._writer.enqueue(_UPSERT_WALLET_TX, wallet_tx_row(session_id, tx, status))
-
-    async def flush(self) -> None:
-        """Wait until every write queued before this call is committed."""
-        await self._writer.flush()
+    # ---- writes, reads and deletes ---------------------------------------------------------
 
     async def _commit(self, writes: list[Write]) -> None:
         """Run the writes in order, in one transaction; runs of one statement go together."""
@@ -352,105 +242,11 @@ class SqliteStore:
             raise StoreError(f"The store {self.where} is not open.")
         return self._db
 
-    # ---- reads and deletes ------------------------------------------------------------------
-
-    async def load(self, session_id: str, limit: int) -> StoredSession | None:
-        """The session with its newest `limit` messages; queued writes are flushed first."""
-        await self.flush()
-        async with self._reading() as db:
-            rows = list(await db.execute_fetchall(_SELECT_SESSION, (session_id,)))
-            if not rows:
-                return None
-            network, title, created_at, last_active_at = rows[0]
-            newest = list(
-                await db.execute_fetchall(
-                    _SELECT_MESSAGES_BEFORE, (session_id, _AFTER_ALL, max(limit, 0))
-                )
-            )
-            oldest_shown = newest[-1][0] if newest else _AFTER_ALL
-            counted = list(
-                await db.execute_fetchall(_COUNT_MESSAGES_BEFORE, (session_id, oldest_shown))
-            )
-            pending = list(await db.execute_fetchall(_SELECT_PENDING_TX, (session_id,)))
-            resolved = list(
-                await db.execute_fetchall(
-                    _SELECT_RESOLVED_TXS, (session_id, REMEMBERED_RESOLUTIONS)
-                )
-            )
-        with unreadable(session_id):
-            return StoredSession(
-                id=session_id,
-                network=network,
-                title=title,
-                created_at=created_at,
-                last_active_at=last_active_at,
-                messages=[message_from_row(row) for row in reversed(newest)],
-                older_messages=int(counted[0][0]),
-                pending_wallet_tx=wallet_tx_from_row(pending[0]) if pending else None,
-                resolved_wallet_txs={
-                    tx_id: WalletStatus(status) for tx_id, status in reversed(resolved)
-                },
-            )
-
-    async def page(self, session_id: str, before: str | None, limit: int) -> MessagePage | None:
-        """Up to `limit` messages before `before` (or the newest), oldest first."""
-        await self.flush()
-        limit = max(limit, 0)
-        async with self._reading() as db:
-            if not list(await db.execute_fetchall(_SELECT_SESSION, (session_id,))):
-                return None
-            bound = _AFTER_ALL
-            if before is not None:
-                found = list(await db.execute_fetchall(_SELECT_POSITION_OF, (session_id, before)))
-                if found[0][0] is None:
-                    return None
-                bound = int(found[0][0])
-            # One row more than asked says whether older ones exist.
-            rows = list(
-                await db.execute_fetchall(_SELECT_MESSAGES_BEFORE, (session_id, bound, limit + 1))
-            )
-        with unreadable(session_id):
-            messages = [message_from_row(row) for row in reversed(rows[:limit])]
-        return MessagePage(messages=messages, has_more=len(rows) > limit)
-
-    async def delete(self, session_id: str) -> bool:
-        """Delete the session, its messages and transactions (after queued writes land)."""
-        await self.flush()
-        return await self._delete(_DELETE_SESSION, (session_id,)) > 0
-
-    async def delete_inactive_since(self, cutoff: datetime) -> int:
-        """Delete sessions last active before `cutoff` (a naive datetime counts as UTC)."""
-        await self.flush()
-        return await self._delete(_DELETE_INACTIVE, (cutoff_text(cutoff),))
-
     async def schema_version(self) -> int:
         """The number of migrations applied to the database."""
-        async with self._reading() as db:
-            rows = list(await db.execute_fetchall("PRAGMA user_version"))
+        async with self._reading() as query:
+            rows = await query("PRAGMA user_version", ())
         return int(rows[0][0])
-
-    async def count_sessions(self) -> int:
-        """How many sessions are stored."""
-        await self.flush()
-        async with self._reading() as db:
-            rows = list(await db.execute_fetchall("SELECT count(*) FROM sessions"))
-        return int(rows[0][0])
-
-    async def session_ids(self, after: str | None, limit: int) -> list[str]:
-        """Up to `limit` stored session ids after `after`, in id order."""
-        async with self._reading() as db:
-            rows = await db.execute_fetchall(_SELECT_IDS_AFTER, (after or "", limit))
-        return [str(row[0]) for row in rows]
-
-    async def wallet_txs(self, session_id: str) -> list[tuple[WalletTx, WalletStatus | None]]:
-        """Every transaction of the session with its status, resolved first, in order."""
-        async with self._reading() as db:
-            rows = await db.execute_fetchall(_SELECT_ALL_TXS, (session_id,))
-        with unreadable(session_id):
-            return [
-                (wallet_tx_from_row(row[:-1]), None if row[-1] is None else WalletStatus(row[-1]))
-                for row in rows
-            ]
 
     async def _delete(self, sql: str, params: Params) -> int:
         """One autocommitted DELETE; the foreign keys cascade to messages and transactions."""
@@ -463,13 +259,17 @@ class SqliteStore:
             return cursor.rowcount
 
     @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _reading(self) -> AsyncIterator[Query]:
         """A read transaction, so the several queries of one load see one snapshot."""
         db = self._connection()
+
+        async def query(sql: str, params: Params) -> list[tuple[Any, ...]]:
+            return [tuple(row) for row in await db.execute_fetchall(sql, params)]
+
         async with self._lock:
             try:
                 await db.execute("BEGIN")
-                yield db
+                yield query
                 await db.execute("COMMIT")
             except sqlite3.Error as exc:
                 await _rollback(db)
