@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import uvloop
 
-from bench import fanout, idle, interrupt, resume, sessions, wire
+from bench import fanout, idle, interrupt, resume, sessions, store, wire
 from bench.flavors import CEILING, FASTAPI, OURS, SEED
 from bench.loadgen import pin, raise_open_files_limit
 from bench.progress import step
@@ -45,6 +45,10 @@ def sizes(quick: bool) -> dict[str, Any]:
             "wire_history": [10, 100],
             "interrupt_repeats": 5,
             "resume_repeats": 3,
+            "store_sessions": 200,
+            "store_seconds": 3.0,
+            "store_repeats": 1,
+            "store_alone_seconds": 2.0,
         }
     return {
         "idle": [1000, 5000, 10000],
@@ -70,6 +74,10 @@ def sizes(quick: bool) -> dict[str, Any]:
         "wire_history": [10, 100, 1000],
         "interrupt_repeats": 30,
         "resume_repeats": 20,
+        "store_sessions": 1000,
+        "store_seconds": 6.0,  # with 3 repeats, the whole scenario fits in ~8 minutes
+        "store_repeats": 3,  # alternating backends: a busy machine's drift falls on all
+        "store_alone_seconds": 5.0,
     }
 
 
@@ -124,6 +132,16 @@ async def run_resume(size: dict[str, Any]) -> Any:
     return results
 
 
+async def run_store(size: dict[str, Any]) -> Any:
+    return await store.store_costs(
+        size["store_sessions"],
+        20,
+        size["store_seconds"],
+        size["store_repeats"],
+        size["store_alone_seconds"],
+    )
+
+
 def run_langgraph(out: Path, quick: bool) -> Any:
     """The peer's own driver, in its own venv's server (blocking: nothing else runs)."""
     with step("LangGraph dev server: set-up (a venv of its own)"):
@@ -142,6 +160,7 @@ SCENARIOS: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
     "wire": run_wire,
     "interrupt": run_interrupt,
     "resume": run_resume,
+    "store": run_store,
 }
 
 

@@ -492,6 +492,144 @@ def _langgraph(data: dict[str, Any]) -> str:
     )
 
 
+def _store(data: dict[str, Any], plots: Path, base: Path) -> str:
+    store = data["store"]
+    alone = {(r["backend"], r["mode"]): r for r in store["alone"]}
+    names = {"none": "no store (null)", "sqlite": "SQLite", "postgres": "Postgres"}
+    point = f"{store['sessions']:,}x{store['tps']:g}"
+
+    def spread(median: float | None, bounds: list[float] | None, digits: int) -> str:
+        if median is None:
+            return "—"
+        if not bounds or store["repeats"] < 2:
+            return _num(median, digits)
+        return f"{_num(median, digits)} ({_num(bounds[0], digits)} to {_num(bounds[1], digits)})"
+
+    def rate(backend: str, mode: str) -> str:
+        result = alone.get((backend, mode))
+        if result is None:
+            return "—"
+        return f"{result['messages_per_s']:,.0f} ({result['commits_per_s']:,.0f} commits/s)"
+
+    rows = []
+    for r in store["served"]:
+        paced = alone.get((r["backend"], "served_rate"))
+        cluster = "—"
+        if r["postgres_cpu"] is not None:
+            cluster = f"{r['postgres_cpu']:.1%} ({_num(r['postgres_us_per_message'], 0)} µs/msg)"
+        rows.append(
+            [
+                names.get(r["backend"], r["backend"]),
+                f"{r['cpu']:.0%}"
+                + (" (sat.)" if r["saturated"] else "")
+                + f", {_num(r['us_per_token'], 1)} µs/token",
+                f"{_num(r.get('run_s'), 0)} s, {_num(r.get('chat_p99_ms'), 0)} ms",
+                spread(r["store_us_per_token"], r["store_us_per_token_range"], 1),
+                _num(paced["us_per_token"], 2) if paced else "—",
+                spread(r["store_us_per_message"], r["store_us_per_message_range"], 0),
+                cluster,
+                rate(r["backend"], "batched"),
+                rate(r["backend"], "flush_each"),
+            ]
+        )
+    header = [
+        "backend",
+        f"server CPU at {point}",
+        "whole run, chat p99",
+        "store cost per token, µs",
+        "alone, streaming, µs/token",
+        "per message, µs",
+        "Postgres server CPU",
+        "messages/s at saturation (batched)",
+        "messages/s with a flush per message",
+    ]
+    modes = {
+        "served_rate": "served rate",
+        "batched": "batched",
+        "flush_each": "a flush per message",
+    }
+    detail = [
+        [
+            names.get(r["backend"], r["backend"]),
+            modes.get(r["mode"], r["mode"]),
+            f"{r['saves_per_s']:,.0f}",
+            f"{r['commits_per_s']:,.0f}",
+            _num(r["saves_per_commit"], 0),
+            f"{r['cpu']:.1%}",
+            _num(r["process_us_per_save"], 1),
+            _num(r["loop_us_per_save"], 1),
+            _num(r["postgres_us_per_save"], 1),
+        ]
+        for r in store["alone"]
+    ]
+    sqlite = next((r for r in store["served"] if r["backend"] == "sqlite"), None)
+    thread = (
+        f" SQLite's statements run on aiosqlite's thread, which used {sqlite['threads_cpu']:.1%}"
+        " of the core in that window."
+        if sqlite and sqlite.get("threads_cpu") is not None
+        else ""
+    )
+    before, after = store["load_average"]
+    return (
+        f"## Store\n\nThe fan-out load ({point} tokens/s; the same load generator, token "
+        "script, ramp and cores, but a chat never queues behind another: when the 64 "
+        "connections are busy it opens one more, so that turns start on time even when "
+        "answers wait for a commit) against the server with no "
+        "store (`bench/nullstore.py`, a `Store` that keeps nothing: the instrument, not a "
+        "feature), with SQLite (a temp file) and with Postgres (a private cluster on the "
+        "load generator's core).\n\n"
+        "*Server CPU*: over the steady window, as in Fan-out; *(sat.)*: the run fell behind "
+        "and the figures are over all of it, and past saturation the server spends more CPU "
+        "per token, so a store that tips it over is charged for that too (*Alone, "
+        "streaming* is the store's own work). *Whole run, chat p99*: from "
+        "the first chat to the last reply's final commit (the ramp and one reply: "
+        f"{2 * store.get('ramp_s', 0) + store['seconds']:g} s), and the p99 of "
+        "`POST /api/chat`, which answers once the user's message is committed. *Store "
+        "cost*: server CPU over the whole run above the null store's, per delivered token "
+        "and per message stored (a turn: the user's message and the agent's reply); the "
+        "whole run, so that the work of each turn counts as well as the re-save of each "
+        f"growing reply every {store['stream_save_interval_s']:g} s. "
+        f"{store['repeats']} repeat{'s' if store['repeats'] > 1 else ''}, backends in turn; "
+        "medians of the differences within a repeat, their range in brackets. *Alone, "
+        "streaming*: the re-saves alone, from the store in the bench's process (below): the "
+        "steady part of the cost without the server's noise. *Postgres server CPU*: every "
+        "process of the cluster (postmaster, backends, writers; from `/proc`, exited "
+        "backends through the postmaster's reaped-children time), share of a core in the "
+        f"steady window and per message over the run.{thread}\n\n"
+        "*Alone*: each store in the bench's own process, no HTTP (`bench/storeload.py`): "
+        f"*served rate*: each of {store['sessions']:,} sessions' 3 KB streaming reply "
+        f"re-saved every {store['stream_save_interval_s']:g} s, the served runs' write load "
+        "(the driver's own timer ticks, measured with the null store, are taken off); "
+        f"*batched*: {store['alone_sessions']:,} sessions, one producer saving a message to "
+        "each in turn and awaiting `flush()` once per round; *a flush per message*: "
+        f"{store['alone_sessions']:,} concurrent users each awaiting `flush()` after every "
+        "save, as `POST /api/chat` does. Messages are counted in the database after a final "
+        "flush. Neither store waits for the disk on commit here: the private cluster runs "
+        "with `fsync=off` (the tests' cluster) and SQLite's WAL with `synchronous=NORMAL` "
+        "syncs only at checkpoints; a Postgres with fsync adds a WAL flush to every "
+        "commit.\n\n"
+        f"The machine was shared with other work: load average {before:.2f} at the start "
+        f"and {after:.2f} at the end on {store.get('cores', '?')} cores; a difference "
+        "smaller than its range is within the noise.\n\n"
+        + _table(header, rows)
+        + "\n\n### Each store alone\n\n"
+        + _table(
+            [
+                "store",
+                "way",
+                "saves/s",
+                "commits/s",
+                "saves/commit",
+                "CPU",
+                "µs/save",
+                "of which loop",
+                "Postgres µs/save",
+            ],
+            detail,
+        )
+    )
+
+
 SECTIONS: list[tuple[str, Callable[[dict[str, Any], Path, Path], str]]] = [
     ("fanout", _fanout),
     ("idle", _idle),
@@ -499,4 +637,5 @@ SECTIONS: list[tuple[str, Callable[[dict[str, Any], Path, Path], str]]] = [
     ("wire", _wire),
     ("interrupt", _interrupt),
     ("resume", _resume),
+    ("store", _store),
 ]

@@ -199,18 +199,23 @@ class SqlStore(ABC):
         self._writer.enqueue(
             self.statements.upsert_session,
             session_row(session_id, network, title, created_at, last_active_at),
+            (session_id,),
         )
 
     def save_message(self, session_id: str, position: int, message: Message) -> None:
         """Queue an upsert of the message as it is now (later changes need another save)."""
         self._writer.enqueue(
-            self.statements.upsert_message, message_row(session_id, position, message)
+            self.statements.upsert_message,
+            message_row(session_id, position, message),
+            (session_id, position),
         )
 
     def save_wallet_tx(self, session_id: str, tx: WalletTx, status: WalletStatus | None) -> None:
         """Queue an upsert of the transaction; its first resolution time orders `load`'s map."""
         self._writer.enqueue(
-            self.statements.upsert_wallet_tx, wallet_tx_row(session_id, tx, status)
+            self.statements.upsert_wallet_tx,
+            wallet_tx_row(session_id, tx, status),
+            (session_id, tx.id),
         )
 
     async def flush(self) -> None:

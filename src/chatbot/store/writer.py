@@ -3,7 +3,9 @@
 Why it is shaped this way:
 
 - `enqueue` runs on the event loop for every streamed message, so it only appends a
-  ready-made `(statement, parameters)` pair to a list.
+  ready-made `(statement, parameters)` pair to a list. A later save of the same row
+  (a reply that grew) replaces the earlier one still queued: a batch carries each row
+  once, however slow commits get.
 - One writer task commits whatever has accumulated in ONE transaction, so the cost of a
   commit is paid per batch, not per save. It waits `batch_interval` for more writes to
   join a batch, unless someone flushes.
@@ -12,8 +14,8 @@ Why it is shaped this way:
   dropped and its flushes fail: retrying it would fail forever and hold back every
   later write. A batch that fails because the database is away (`StoreUnavailable`)
   goes back to the head of the queue and is retried with backoff, so writes are kept
-  and land in order once it is back; meanwhile `flush` answers `StoreUnavailable` at
-  once instead of hanging the request that waits for it.
+  and land in order once it is back; the flushes that waited for it, and any flush
+  meanwhile, get `StoreUnavailable` instead of hanging the request that waits.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ logger = logging.getLogger("chatbot.store")
 Params = tuple[object, ...]
 Write = tuple[str, Params]
 """A queued statement and its parameters; the first parameter is always the session id."""
+RowKey = tuple[object, ...]
+"""What identifies the row a write upserts: the statement and the row's key columns."""
 
 Commit = Callable[[list[Write]], Awaitable[None]]
 
@@ -52,12 +56,14 @@ class BatchWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._queue: list[Write] = []
+        self._keys: list[RowKey] = []
+        """The row each write of `_queue` upserts, in the same order."""
+        self._rows: dict[RowKey, int] = {}
+        """Where each row's write stands in `_queue`, so a newer save replaces it."""
         self._queued_done: asyncio.Future[None] | None = None
         """Resolves when the writes now in `_queue` are committed; made when first needed."""
         self._committing: asyncio.Future[None] | None = None
         """Resolves when the batch the writer is committing right now is committed."""
-        self._outage: asyncio.Future[None] | None = None
-        """Resolves at the next commit that finds the database away (wakes waiting flushes)."""
         self._down_since: float | None = None
         self._retry_delay = RETRY_INITIAL_SECONDS
         self._wakeup = asyncio.Event()
@@ -89,7 +95,10 @@ class BatchWriter:
                 else:
                     assert self._committing is not None
                     done = self._committing
-                await asyncio.shield(done)
+                # The database being away ends this attempt, not the wait: the writer
+                # retries until CLOSE_RETRY_SECONDS, then gives the writes up.
+                with contextlib.suppress(StoreUnavailable):
+                    await asyncio.shield(done)
         finally:
             task, self._task = self._task, None
             self._wakeup.set()
@@ -107,13 +116,22 @@ class BatchWriter:
 
     # ---- writes ----------------------------------------------------------------------
 
-    def enqueue(self, sql: str, params: Params) -> None:
-        """Queue one statement; the writer commits it with the next batch."""
+    def enqueue(self, sql: str, params: Params, key: RowKey) -> None:
+        """Queue one upsert of the row `key` names; a newer one replaces it until committed."""
         if self._task is None or self._closing:
             raise StoreError(f"The store {self._where} is not open; nothing was saved.")
-        self._queue.append((sql, params))
+        self._add((sql, params), (sql, *key))
         if len(self._queue) == 1:
             self._wakeup.set()
+
+    def _add(self, write: Write, row: RowKey) -> None:
+        queued = self._rows.get(row)
+        if queued is not None:
+            self._queue[queued] = write
+            return
+        self._rows[row] = len(self._queue)
+        self._queue.append(write)
+        self._keys.append(row)
 
     async def flush(self) -> None:
         """Wait until every write queued before this call is committed.
@@ -136,13 +154,7 @@ class BatchWriter:
             return
         if not self.available:
             raise self._unavailable()
-        if self._outage is None:
-            self._outage = asyncio.get_running_loop().create_future()
-        outage = self._outage
-        await asyncio.wait([done, outage], return_when=asyncio.FIRST_COMPLETED)
-        if not done.done():
-            raise self._unavailable()
-        done.result()
+        await asyncio.shield(done)
 
     def _unavailable(self) -> StoreUnavailable:
         return StoreUnavailable(
@@ -177,13 +189,14 @@ class BatchWriter:
 
     async def _commit_queue(self) -> bool:
         """Commit the queue as one batch; False when the database was away."""
-        writes, done = self._queue, self._queued_done or _batch_future()
-        self._queue, self._queued_done = [], None
+        writes, keys, done = self._queue, self._keys, self._queued_done or _batch_future()
+        self._queue, self._keys, self._rows, self._queued_done = [], [], {}, None
         self._committing = done
         try:
             await self._commit(writes)
         except StoreUnavailable as exc:
-            self._keep_for_retry(writes, done, exc)
+            # Its flushes answer now; the writes wait for the next attempt.
+            _settle(done, self._keep_for_retry(writes, keys, exc))
             return False
         except Exception as exc:  # refused: report it, drop the batch, keep the writer alive
             _settle(done, self._batch_failed(writes, exc))
@@ -202,21 +215,24 @@ class BatchWriter:
         return True
 
     def _keep_for_retry(
-        self, writes: list[Write], done: asyncio.Future[None], exc: StoreUnavailable
-    ) -> None:
-        """Put the batch back in front of what came since; its flushes learn of the outage."""
+        self, writes: list[Write], keys: list[RowKey], exc: StoreUnavailable
+    ) -> StoreError:
+        """Put the batch back in front of what came since, or give it up when closing.
+
+        Returns what the batch's flushes are told.
+        """
         down_for = 0.0 if self._down_since is None else time.monotonic() - self._down_since
         if self._closing and down_for > CLOSE_RETRY_SECONDS:
             error = self._batch_failed(writes + self._queue, exc)
-            for waiting in (done, self._queued_done):
-                if waiting is not None:
-                    _settle(waiting, error)
-            self._queue, self._queued_done = [], None
-            return
-        self._queue = writes + self._queue
-        if self._queued_done is not None:
-            _chain(self._queued_done, done)
-        self._queued_done = done
+            if self._queued_done is not None:
+                _settle(self._queued_done, error)
+            self._queue, self._keys, self._rows, self._queued_done = [], [], {}, None
+            return error
+        newer = list(zip(self._queue, self._keys, strict=True))
+        self._queue, self._keys, self._rows = [], [], {}
+        # A newer save of a kept row replaces it in place: the row keeps its turn.
+        for write, row in [*zip(writes, keys, strict=True), *newer]:
+            self._add(write, row)
         if self._down_since is None:
             self._down_since = time.monotonic()
             logger.warning(
@@ -225,9 +241,7 @@ class BatchWriter:
                 len(self._queue),
                 exc,
             )
-        outage, self._outage = self._outage, None
-        if outage is not None and not outage.done():
-            outage.set_result(None)
+        return self._unavailable()
 
     async def _back_off(self) -> None:
         """Wait before the next attempt: longer each time, up to RETRY_MAX_SECONDS."""
@@ -279,12 +293,3 @@ def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
         done.set_result(None)
     else:
         done.set_exception(error)
-
-
-def _chain(follower: asyncio.Future[None], leader: asyncio.Future[None]) -> None:
-    """Settle `follower` as `leader` settles: its writes now ride in the leader's batch."""
-
-    def settle(_: asyncio.Future[None]) -> None:
-        _settle(follower, None if leader.cancelled() else leader.exception())
-
-    leader.add_done_callback(settle)
