@@ -40,8 +40,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 # Benchmarks: each scenario prints its progress; results land in bench/results/ and
 # docs/BENCHMARKS.md. QUICK=1 runs everything small (var/bench-quick/); ONLY=a,b picks
-# scenarios (sessions, idle, fanout, wire, interrupt, resume, langgraph).
-bench: setup
+# scenarios (sessions, idle, fanout, wire, interrupt, resume, store, langgraph).
+bench: setup postgres
 	@echo "==> [bench] matplotlib, for the plots"
 	@$(PIP) install -q -e '.[bench]'
 	@$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
