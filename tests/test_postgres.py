@@ -4,6 +4,7 @@ and the `chatbot db` commands. The durability tests (test_durability.py) run on 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -62,6 +63,10 @@ async def test_two_servers_on_one_database_share_every_session(postgres_url: str
             "and from the second",
             "You said: and from the second",
         ]
+    # Their logs, side by side, say which server wrote each line.
+    workers = [{json.loads(line)["worker"] for line in server.log} for server in (first, second)]
+    assert all(len(names) == 1 for names in workers)
+    assert workers[0] != workers[1]
 
 
 # ---- an outage --------------------------------------------------------------------------

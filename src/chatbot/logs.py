@@ -1,8 +1,14 @@
-"""Structured logging: one JSON object per line, never a full session id or a secret."""
+"""Structured logging: one JSON object per line, never a full session id or a secret.
+
+Every line names the process that wrote it (`worker`: host and pid), because several
+servers may serve one database and their logs end up side by side.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 
 import orjson
@@ -15,9 +21,14 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 class JsonFormatter(logging.Formatter):
     """Render a record and its `extra=` fields as a JSON line."""
 
+    def __init__(self, worker: str) -> None:
+        super().__init__()
+        self.worker = worker
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "ts": iso_utc(record.created),
+            "worker": self.worker,
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -31,7 +42,8 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str) -> None:
     """Send every logger (uvicorn's too) through the JSON formatter on stderr."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    # Made here, in the process that logs: a forked worker gets its own pid.
+    handler.setFormatter(JsonFormatter(f"{socket.gethostname()}:{os.getpid()}"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
