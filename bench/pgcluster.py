@@ -1,59 +1,21 @@
-"""The bench's private Postgres: the tests' cluster, a fresh database per run, its CPU.
+"""The bench's view of the tests' Postgres cluster (`tests.postgres`): its CPU, its core.
 
-The cluster is `tests.postgres.run_postgres` (Debian's binaries, a temp dir, a free port,
-fsync off), so the bench and the tests start Postgres one way. Its processes are pinned
-away from the process being measured, and their CPU is read from /proc.
+The bench and the tests start Postgres one way (`run_postgres`, `fresh_database`); here
+its processes are pinned away from the process being measured and their CPU is read
+from /proc.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import os
-import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tests.postgres import Postgres, run_postgres
+from tests.postgres import Postgres
 
-__all__ = ["Postgres", "cluster_cpu", "fresh_database", "pin_cluster", "private_cluster"]
+__all__ = ["cluster_cpu", "pin_cluster"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.asynccontextmanager
-async def private_cluster() -> AsyncIterator[Postgres]:
-    """`run_postgres()`, started and stopped on a plain asyncio loop in a thread of its own.
-
-    Under uvloop, `pg_ctl start` never returns: the postmaster it leaves running inherits
-    uvloop's stdio socket, so the pipe that `_run` reads to its end never ends. Only
-    starting and stopping need that loop; queries (psycopg) run on the caller's.
-    """
-    started: concurrent.futures.Future[Postgres] = concurrent.futures.Future()
-    stop = threading.Event()
-
-    async def hold() -> None:
-        async with run_postgres() as pg:
-            started.set_result(pg)
-            await asyncio.to_thread(stop.wait)
-
-    def run() -> None:
-        try:
-            asyncio.run(hold())
-        except BaseException as exc:
-            if not started.done():
-                started.set_exception(exc)
-            else:
-                raise
-
-    thread = threading.Thread(target=run, name="postgres-cluster")
-    thread.start()
-    try:
-        yield await asyncio.wrap_future(started)
-    finally:
-        stop.set()
-        await asyncio.to_thread(thread.join)
 
 
 def _postmaster(pg: Postgres) -> int:
@@ -102,13 +64,3 @@ def pin_cluster(pg: Postgres, core: int) -> None:
     for pid in [postmaster, *_children(postmaster)]:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(pid, {core})
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(pg: Postgres, name: str) -> AsyncIterator[str]:
-    """An empty database of its own for one run (no rows left from the last); its URL."""
-    await pg.execute(f"CREATE DATABASE {name}")
-    try:
-        yield pg.url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await pg.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -41,10 +41,10 @@ from bench.fanout import (
 )
 from bench.flavors import OURS, port
 from bench.loadgen import Latencies, Stream
-from bench.pgcluster import Postgres, cluster_cpu, fresh_database, pin_cluster, private_cluster
+from bench.pgcluster import cluster_cpu, pin_cluster
 from bench.progress import step
 from bench.target import CLIENT_CORE, HOST, SERVER_CORE, Target, ours_command, ours_env, running
-from tests.postgres import POSTGRES_BIN
+from tests.postgres import POSTGRES_BIN, Postgres, fresh_database, run_postgres
 
 NONE, SQLITE, POSTGRES = "none", "sqlite", "postgres"
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -295,7 +295,7 @@ async def store_costs(
             backends.remove(POSTGRES)
         else:
             with step("store: a private Postgres cluster"):
-                pg = await stack.enter_async_context(private_cluster())
+                pg = await stack.enter_async_context(run_postgres())
         runs = await _served_runs(backends, pg, sessions, tps, seconds, repeats)
         alone = await _alone_runs(backends[1:], pg, sessions, tps, alone_seconds)
     return {

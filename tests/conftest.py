@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.postgres import POSTGRES_BIN, Postgres, run_postgres
+from tests.postgres import POSTGRES_BIN, Postgres, fresh_database, run_postgres
 from tests.server import RunningServer, run_server
-from tests.stores import with_database
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +43,5 @@ async def postgres_server() -> AsyncIterator[Postgres]:
 @pytest.fixture
 async def postgres_url(postgres_server: Postgres) -> AsyncIterator[str]:
     """The URL of a fresh, empty database on the shared cluster: no test sees another's rows."""
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    await postgres_server.execute(f"CREATE DATABASE {name}")
-    yield with_database(postgres_server.url, name)
-    # FORCE: a failed test may leave a store connected.
-    await postgres_server.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    async with fresh_database(postgres_server, f"test_{uuid.uuid4().hex[:16]}") as url:
+        yield url

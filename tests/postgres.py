@@ -116,24 +116,29 @@ async def _run(pg: Postgres, program: str, *args: str, as_owner: bool = False) -
     command = [str(POSTGRES_BIN / program), *args]
     # PGHOST, PGDATABASE and friends would point the client programs elsewhere.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    process = await asyncio.create_subprocess_exec(
-        *(_as_owner(command) if as_owner else command),
-        cwd=pg.data_dir.parent,  # the caller's cwd may be closed to the postgres user
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise RuntimeError(f"{program} timed out\n--- server log:\n{pg.log_text()}") from None
+    # Output goes to a file, not a pipe: the postmaster that `pg_ctl start` leaves running
+    # can inherit a pipe (it does under uvloop), and a pipe read to its end never ends then.
+    with tempfile.TemporaryFile() as output:
+        process = await asyncio.create_subprocess_exec(
+            *(_as_owner(command) if as_owner else command),
+            cwd=pg.data_dir.parent,  # the caller's cwd may be closed to the postgres user
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            await asyncio.wait_for(process.wait(), timeout=60)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise RuntimeError(f"{program} timed out\n--- server log:\n{pg.log_text()}") from None
+        output.seek(0)
+        printed = output.read().decode(errors="replace")
     if process.returncode != 0:
         raise RuntimeError(
             f"{shlex.join(command)} failed ({process.returncode}):\n"
-            f"{output.decode(errors='replace')}--- server log:\n{pg.log_text()}"
+            f"{printed}--- server log:\n{pg.log_text()}"
         )
 
 
@@ -178,3 +183,14 @@ async def run_postgres() -> AsyncIterator[Postgres]:
                 await pg.stop()
         finally:
             await asyncio.to_thread(shutil.rmtree, base, ignore_errors=True)
+
+
+@asynccontextmanager
+async def fresh_database(pg: Postgres, name: str) -> AsyncIterator[str]:
+    """An empty database of its own on the cluster, dropped afterwards; its URL."""
+    await pg.execute(f"CREATE DATABASE {name}")
+    try:
+        yield pg.url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        # FORCE: a failed test may leave a store connected.
+        await pg.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

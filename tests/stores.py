@@ -193,9 +193,3 @@ class PostgresBackend(Backend):
 def quote(text: str) -> str:
     """`text` as an SQL string literal (the same in both dialects)."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def with_database(url: str, database: str) -> str:
-    """`url` (postgresql://user@host:port/db) pointing at another database on the same server."""
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{database}"
