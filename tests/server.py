@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 READY_LINE = b"Uvicorn running on"
+CHATBOT = [sys.executable, "-m", "chatbot"]
 
 
 def free_port() -> int:
@@ -80,15 +81,27 @@ def server_environment(port: int, **env: str) -> dict[str, str]:
     }
 
 
+async def run_chatbot(*args: str, env: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
+    """Run `chatbot ARGS` until it exits: its exit code, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        *CHATBOT,
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=timeout)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
 @asynccontextmanager
 async def run_server(**env: str) -> AsyncIterator[RunningServer]:
     """Start the server with these settings, wait until it listens, stop it afterwards."""
     port = free_port()
     environment = server_environment(port, **env)
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chatbot",
+        *CHATBOT,
         "serve",
         env=environment,
         stdout=asyncio.subprocess.DEVNULL,

@@ -3,10 +3,8 @@ and the `chatbot db` commands. The durability tests (test_durability.py) run on 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ import httpx
 import pytest
 
 from tests.postgres import Postgres, needs_postgres, run_postgres
-from tests.server import RunningServer, free_port, run_server, server_environment
+from tests.server import RunningServer, free_port, run_chatbot, run_server, server_environment
 from tests.sse import is_idle_state, open_sse
 
 pytestmark = needs_postgres
@@ -127,19 +125,10 @@ async def test_while_postgres_is_down_writes_get_503_and_nothing_acknowledged_is
 
 async def start_with(url: str) -> tuple[int, str]:
     """Run `chatbot serve` with this DATABASE_URL until it exits; its code and output."""
-    environment = server_environment(free_port(), DATABASE_URL=url)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chatbot",
-        "serve",
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    code, stdout, stderr = await run_chatbot(
+        "serve", env=server_environment(free_port(), DATABASE_URL=url)
     )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    return code, stdout + stderr
 
 
 @pytest.fixture
@@ -198,18 +187,10 @@ async def test_a_wrong_password_stops_the_start_in_one_clear_line(
 
 async def chatbot(*args: str, database_url: str) -> str:
     """Run `chatbot ARGS` to completion; its output (it must succeed)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chatbot",
-        *args,
-        env={**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "warning"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, stderr.decode()
-    return stdout.decode()
+    environment = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "warning"}
+    code, stdout, stderr = await run_chatbot(*args, env=environment, timeout=120)
+    assert code == 0, stderr
+    return stdout
 
 
 async def test_db_upgrade_and_check_report_the_schema_and_sessions(

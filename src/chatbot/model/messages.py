@@ -46,6 +46,12 @@ class ToolCallInfo:
     result: Any = None
     error: str | None = None
 
+    def interrupt(self) -> None:
+        """The call was cut off: interrupted, unless it had already finished."""
+        if self.status is ToolStatus.RUNNING:
+            self.status = ToolStatus.INTERRUPTED
+            self.error = "interrupted"
+
 
 @dataclass(slots=True, kw_only=True)
 class Message:

@@ -131,9 +131,8 @@ class Session:
         """A reply still "streaming" on disk was cut off by a crash: say so, once."""
         cut = [message for message in self.messages if message.is_streaming]
         for message in cut:
-            if message.tool is not None and message.tool.status is ToolStatus.RUNNING:
-                message.tool.status = ToolStatus.INTERRUPTED
-                message.tool.error = "interrupted"
+            if message.tool is not None:
+                message.tool.interrupt()
             message.is_streaming = False
             message.status = MessageStatus.INTERRUPTED
             self._save(message)
@@ -469,9 +468,8 @@ class Session:
     def close_open(self, status: MessageStatus) -> None:
         """Finish every message still streaming (a running tool call is interrupted)."""
         for message in list(self._open):
-            if message.tool is not None and message.tool.status is ToolStatus.RUNNING:
-                message.tool.status = ToolStatus.INTERRUPTED
-                message.tool.error = "interrupted"
+            if message.tool is not None:
+                message.tool.interrupt()
             self.finish_message(message, status)
 
     def turn_started(self) -> None:
