@@ -6,11 +6,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck frontend-check pytest setup chain ui node postgres clean bench
+.PHONY: run run-cluster test lint typecheck frontend-check pytest setup chain ui node postgres redis nginx clean bench
 
 run: setup ui
 	@echo "==> Serving at http://$${BACKEND_HOST:-127.0.0.1}:$${BACKEND_PORT:-8080} (Ctrl+C stops)"
 	@$(BIN)/chatbot serve
+
+# The cluster on this machine: a private Redis, WORKERS workers (3) and nginx in front,
+# serving at http://127.0.0.1:8080 (docs/DEPLOY.md).
+run-cluster: setup ui redis nginx
+	@$(BIN)/chatbot cluster --workers $${WORKERS:-3}
 
 test: setup lint typecheck frontend-check pytest
 
@@ -41,7 +46,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 # Benchmarks: each scenario prints its progress; results land in bench/results/ and
 # docs/BENCHMARKS.md. QUICK=1 runs everything small (var/bench-quick/); ONLY=a,b picks
 # scenarios (sessions, idle, fanout, wire, interrupt, resume, store, langgraph).
-bench: setup postgres
+bench: setup postgres redis nginx
 	@echo "==> [bench] matplotlib, for the plots"
 	@$(PIP) install -q -e '.[bench]'
 	@$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
@@ -99,6 +104,17 @@ postgres:
 		echo "==> [postgres] Installing Debian's postgresql for the store tests"; \
 		$(APT) postgresql >/dev/null; }
 
+# The cluster tests start a private redis-server (tests/redis.py) and put nginx in front.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "==> [redis] Installing Debian's redis-server for the cluster tests"; \
+		$(APT) redis-server >/dev/null; }
+
+nginx:
+	@[ -x /usr/sbin/nginx ] || { \
+		echo "==> [nginx] Installing Debian's nginx for the cluster's proxy"; \
+		$(APT) nginx >/dev/null; }
+
 frontend-check: setup $(CLIENT)/node_modules/.installed $(APP)/node_modules/.installed
 	@echo "==> tsc --noEmit and eslint (frontend/client, frontend/app)"
 	@npm run --silent --prefix $(CLIENT) typecheck
@@ -108,7 +124,7 @@ frontend-check: setup $(CLIENT)/node_modules/.installed $(APP)/node_modules/.ins
 	@echo "==> vitest (frontend/client, against the real server)"
 	@npm run --silent --prefix $(CLIENT) test
 
-pytest: setup chain ui $(CHROMIUM) postgres
+pytest: setup chain ui $(CHROMIUM) postgres redis nginx
 	@echo "==> pytest"
 	@$(BIN)/pytest
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import uvloop
 
-from bench import fanout, idle, interrupt, resume, sessions, store, wire
+from bench import cluster, fanout, idle, interrupt, resume, sessions, store, wire
 from bench.flavors import CEILING, FASTAPI, OURS, SEED
 from bench.loadgen import pin, raise_open_files_limit
 from bench.progress import step
@@ -49,6 +49,13 @@ def sizes(quick: bool) -> dict[str, Any]:
             "store_seconds": 3.0,
             "store_repeats": 1,
             "store_alone_seconds": 2.0,
+            "cluster_points": [(200, 20)],
+            "cluster_window": 2.0,
+            "cluster_interrupt_repeats": 5,
+            "cluster_resume_repeats": 5,
+            "cluster_failover_repeats": 1,
+            "cluster_batches": [1, 16],
+            "cluster_ceiling_seconds": 1.5,
         }
     return {
         "idle": [1000, 5000, 10000],
@@ -78,6 +85,14 @@ def sizes(quick: bool) -> dict[str, Any]:
         "store_seconds": 6.0,  # with 3 repeats, the whole scenario fits in ~8 minutes
         "store_repeats": 3,  # alternating backends: a busy machine's drift falls on all
         "store_alone_seconds": 5.0,
+        # The light point first: 1,000 x 20 tokens/s is past what one worker streams here.
+        "cluster_points": [(200, 20), (1000, 20)],
+        "cluster_window": 6.0,
+        "cluster_interrupt_repeats": 30,
+        "cluster_resume_repeats": 30,
+        "cluster_failover_repeats": 3,
+        "cluster_batches": [1, 4, 16, 64],
+        "cluster_ceiling_seconds": 3.0,
     }
 
 
@@ -142,6 +157,18 @@ async def run_store(size: dict[str, Any]) -> Any:
     )
 
 
+async def run_cluster(size: dict[str, Any]) -> Any:
+    return await cluster.cluster_costs(
+        size["cluster_points"],
+        size["cluster_window"],
+        size["cluster_interrupt_repeats"],
+        size["cluster_resume_repeats"],
+        size["cluster_failover_repeats"],
+        size["cluster_batches"],
+        size["cluster_ceiling_seconds"],
+    )
+
+
 def run_langgraph(out: Path, quick: bool) -> Any:
     """The peer's own driver, in its own venv's server (blocking: nothing else runs)."""
     with step("LangGraph dev server: set-up (a venv of its own)"):
@@ -161,6 +188,7 @@ SCENARIOS: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
     "interrupt": run_interrupt,
     "resume": run_resume,
     "store": run_store,
+    "cluster": run_cluster,
 }
 
 

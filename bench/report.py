@@ -236,7 +236,13 @@ def _fanout(data: dict[str, Any], plots: Path, base: Path) -> str:
             f"{p['sessions']:,}",
             _num(p["tps"], 0),
             f"{p['offered_per_s']:,.0f}",
-            f"{p['tokens_per_s']:,.0f}" + (" (sat.)" if p.get("saturated") else ""),
+            f"{p['tokens_per_s']:,.0f}"
+            + (" (sat.)" if p.get("saturated") else "")
+            + (
+                f", {p['streaming_in_window']:,} streaming"
+                if p.get("streaming_in_window", p["sessions"]) < p["sessions"]
+                else ""
+            ),
             _num(p["p50_ms"], 2),
             _num(p["p99_ms"], 1),
             f"{p['cpu']:.0%}",
@@ -630,6 +636,502 @@ def _store(data: dict[str, Any], plots: Path, base: Path) -> str:
     )
 
 
+def _pair(first: float | None, second: float | None, digits: int, sep: str = " / ") -> str:
+    return f"{_num(first, digits)}{sep}{_num(second, digits)}"
+
+
+def _cluster(data: dict[str, Any], plots: Path, base: Path) -> str:
+    cl = data["cluster"]
+    modes = {
+        "single": "single process",
+        "cluster_1": "cluster, 1 worker",
+        "cluster_2": "cluster, 2 workers",
+    }
+    short = {"single": "single", "cluster_1": "1 worker", "cluster_2": "2 workers"}
+    costs = cl["costs"]
+    ratios = {(r["sessions"], r["tps"]): r for r in cl["ratios"]}
+    target = cl["target_ratio"]
+    lease = cl["lease_s"]
+    database = cl.get("store") == "postgres"
+    database_name = "Postgres" if database else "SQLite (in the workers)"
+
+    def where(point: dict[str, Any]) -> str:
+        return ", ".join(f"{name} on core {core}" for name, core in point["cores"].items())
+
+    def ratio(point: dict[str, Any]) -> str:
+        if point["mode"] == "single":
+            return "1.00"
+        value = ratios[(point["sessions"], point["tps"])].get(point["mode"])
+        return "—" if value is None else f"{value:.2f}"
+
+    rows = [
+        [
+            modes[p["mode"]],
+            f"{p['sessions']:,}x{p['tps']:g}",
+            f"{p['tokens_per_s']:,.0f}"
+            + (" (sat.)" if p.get("saturated") else "")
+            + (
+                f", {p['streaming_in_window']:,} streaming"
+                if p.get("streaming_in_window", p["sessions"]) < p["sessions"]
+                else ""
+            ),
+            f"{_num(p['local_p50_ms'], 2)} / {_num(p['local_p99_ms'], 1)}",
+            f"{_num(p['cross_p50_ms'], 2)} / {_num(p['cross_p99_ms'], 1)}",
+            _num(p["workers_cpu_s_per_1k"] * 1000, 0),
+            _num(p["redis_cpu_s_per_1k"] * 1000, 0) if p["workers"] else "—",
+            _num(p.get("database_cpu_s_per_1k", 0) * 1000, 0) if database else "—",
+            _num(p["total_cpu_s_per_1k"] * 1000, 0),
+            ratio(p),
+            " + ".join(f"{c:.0%}" for c in p["worker_cpu"]),
+            f"{p['redis_cpu']:.0%}" if p["workers"] else "—",
+            f"{p['other_cpu']:.0%}" if "other_cpu" in p else "—",
+            _num(p["chat_p99_ms"], 0)
+            + (f" ({p['chats_failed']} failed)" if p.get("chats_failed") else ""),
+        ]
+        for p in costs
+    ]
+    header = [
+        "mode",
+        "S x T",
+        "delivered/s",
+        "p50 / p99 ms, stream on the holder",
+        "p50 / p99 ms, stream on the other worker",
+        "workers, CPU-ms per 1,000 tokens (µs/token)",
+        "redis-server",
+        database_name,
+        "all",
+        "x single",
+        "worker CPU",
+        "redis CPU",
+        "other work",
+        "chat p99 ms",
+    ]
+    redis_rows = []
+    for p in costs:
+        work = p.get("redis")
+        if not work:
+            continue
+        redis_rows.append(
+            [
+                modes[p["mode"]],
+                f"{p['sessions']:,}x{p['tps']:g}",
+                f"{work['events_per_s']:,.0f}",
+                f"{work['trips_per_s']:,.0f}",
+                _num(work["frames_per_trip"], 1),
+                _num(_trip_ms(work), 2),
+                _num(work["script_exists_per_trip"], 2),
+                _num(work["commands_per_token"], 2),
+                _num(work["in_redis_us_per_event"], 1),
+                _num(p["redis_cpu"] / max(work["events_per_s"], 1e-9) * 1e6, 1),
+                _num(work["net_in_bytes_per_token"], 0),
+                _num(work["net_out_bytes_per_token"], 0),
+                _pair(work.get("idle_lease_bytes"), work.get("idle_events_bytes"), 0, " + "),
+            ]
+        )
+    redis_header = [
+        "mode",
+        "S x T",
+        "events/s",
+        "trips/s",
+        "events per trip",
+        "ms in Redis per trip (one script, wall clock)",
+        "SCRIPT EXISTS per trip",
+        "commands sent per token",
+        "µs in commands per event (wall clock)",
+        "redis CPU µs per event",
+        "bytes in per token",
+        "bytes out per token",
+        "idle session: lease + events, B",
+    ]
+
+    moved = cl["across"]
+    stop, back = moved["interrupt"], moved["resume"]
+    across_rows = [
+        [
+            "`POST /api/interrupt`: answer (turn ended)",
+            _pair(stop["other_answer_p50_ms"], stop["other_answer_p99_ms"], 2),
+            _pair(stop["holder_answer_p50_ms"], stop["holder_answer_p99_ms"], 2),
+            "—",
+        ],
+        [
+            "`POST /api/interrupt`: `is_processing: false` on the stream",
+            _pair(stop["other_turn_end_p50_ms"], stop["other_turn_end_p99_ms"], 2),
+            _pair(stop["holder_turn_end_p50_ms"], stop["holder_turn_end_p99_ms"], 2),
+            "—",
+        ],
+        [
+            "resume with `Last-Event-ID`: first replayed event",
+            _pair(back["other_p50_ms"], back["other_p99_ms"], 2),
+            _pair(back["holder_p50_ms"], back["holder_p99_ms"], 2),
+            f"{back['other_exact']}/{back['repeats']} and {back['holder_exact']}/{back['repeats']}",
+        ],
+    ]
+    fail_rows = [
+        [
+            str(f["repeat"] + 1),
+            f"{f['taken_over']}/{f['sessions']}",
+            _num(f["first_s"], 2),
+            _num(f["median_s"], 2),
+            _num(f["last_s"], 2),
+            _num(f["token_last_s"], 2),
+            f"`{f['first_sign']}`" if f["first_sign"] else "—",
+        ]
+        for f in cl["failover"]
+    ]
+    ceiling_rows = [
+        [
+            str(r["batch"]),
+            f"{r['events_per_s']:,.0f}",
+            f"{r['redis_cpu']:.0%}",
+            f"{r['events_per_core_s']:,.0f}",
+            _num(r["us_per_event"], 2),
+            f"{r['driver_cpu']:.0%}",
+        ]
+        for r in cl["ceiling"]
+    ]
+
+    worst_failover = max(
+        (f["last_s"] for f in cl["failover"] if f["last_s"] is not None), default=None
+    )
+    all_taken = all(f["taken_over"] == f["sessions"] for f in cl["failover"])
+    target_rows = []
+    for point in cl["points"]:
+        here = [p for p in costs if [p["sessions"], p["tps"]] == list(point)]
+        full = any(p.get("saturated") for p in here)
+        for mode in ("cluster_1", "cluster_2"):
+            value = ratios.get(tuple(point), {}).get(mode)
+            target_rows.append(
+                [
+                    f"CPU per token, {modes[mode]} / single process, at "
+                    f"{point[0]:,}x{point[1]:g}: ≤ {target:g}",
+                    ("—" if value is None else f"{value:.2f}")
+                    + (" (saturated runs)" if full else ""),
+                    "—" if value is None else ("yes" if value <= target else "**no**"),
+                ]
+            )
+    target_rows += [
+        [
+            "interrupt sent to the other worker, answer p50 ≤ 20 ms",
+            f"{stop['other_answer_p50_ms']:.2f} ms (p99 {stop['other_answer_p99_ms']:.2f})",
+            "yes" if stop["other_answer_p50_ms"] <= 20 else "**no**",
+        ],
+        [
+            "resume on the other worker, first replayed event ≤ 5 ms (p50)",
+            f"{back['other_p50_ms']:.2f} ms (p99 {back['other_p99_ms']:.2f})",
+            "yes" if back["other_p50_ms"] <= 5 else "**no**",
+        ],
+        [
+            f"failover: SIGKILL to takeover on another worker ≤ TURN_LEASE_SECONDS + 1 "
+            f"= {lease + 1:g} s",
+            "—" if worst_failover is None else f"{worst_failover:.2f} s at worst",
+            "—"
+            if worst_failover is None
+            else ("yes" if worst_failover <= lease + 1 and all_taken else "**no**"),
+        ],
+    ]
+
+    def draw(axes: Any) -> None:
+        labels = [
+            f"{short[p['mode']]}\n{p['sessions']:,}x{p['tps']:g}"
+            + ("\n(sat.)" if p.get("saturated") else "")
+            for p in costs
+        ]
+        positions = list(range(len(costs)))
+        workers = [p["workers_cpu_s_per_1k"] * 1000 for p in costs]
+        redis_part = [p["redis_cpu_s_per_1k"] * 1000 for p in costs]
+        axes.bar(positions, workers, label="server / workers")
+        axes.bar(positions, redis_part, bottom=workers, label="redis-server")
+        if database:
+            below = [w + r for w, r in zip(workers, redis_part, strict=True)]
+            postgres = [p.get("database_cpu_s_per_1k", 0) * 1000 for p in costs]
+            axes.bar(positions, postgres, bottom=below, label="Postgres")
+        for point in cl["points"]:
+            single = next(
+                (
+                    p
+                    for p in costs
+                    if p["mode"] == "single" and [p["sessions"], p["tps"]] == list(point)
+                ),
+                None,
+            )
+            if single is None:
+                continue
+            mine = [i for i, p in enumerate(costs) if [p["sessions"], p["tps"]] == list(point)]
+            axes.hlines(
+                single["total_cpu_s_per_1k"] * 1000 * target,
+                min(mine) - 0.4,
+                max(mine) + 0.4,
+                colors="grey",
+                linestyles=":",
+                label=f"target: {target:g} x single" if point == cl["points"][0] else None,
+            )
+        axes.set_xticks(positions, labels, fontsize=8)
+        axes.set_ylabel("CPU-ms per 1,000 delivered tokens")
+        axes.set_title("CPU per token by mode, stacked by process")
+
+    path = plots / "cluster_cpu.png"
+    _figure(path, draw)
+
+    capacity = cl.get("capacity") or []
+    cap_text = ""
+    if capacity:
+        lines = []
+        for c in capacity:
+            busy_low = min(c["busy_workers"], c["busy_workers_in_situ"])
+            lines.append(
+                f"- At {c['sessions']:,}x{c['tps']:g} each of the two workers shipped "
+                f"{c['per_worker_events_per_s']:,.0f} events/s at {c['worker_cpu']:.0%} of a "
+                f"core ({c['busy_worker_events_per_s']:,.0f} events/s with its core full), in "
+                f"trips of {_num(c['batch_in_c'], 1)} events. Redis alone does "
+                f"{c['ceiling_events_per_core_s']:,.0f} events per second of its core at the "
+                f"nearest batch (K = {c['ceiling_batch']}); in that run, counting everything it "
+                "did (leases, pub/sub to the workers that mirror, the trips' `SCRIPT EXISTS`), "
+                f"{c['in_situ_events_per_core_s']:,.0f}. One Redis core: "
+                f"{c['workers_at_c_rate']:.0f} workers at that rate, "
+                f"{busy_low:.0f} to {max(c['busy_workers'], c['busy_workers_in_situ']):.0f} "
+                "workers with full cores."
+            )
+        low = min(min(c["busy_workers"], c["busy_workers_in_situ"]) for c in capacity)
+        cap_text = (
+            "\n\n**How many workers one Redis serves.** Redis's cost per event falls as "
+            "the trips grow (busy workers make bigger ones), so it is given at each load:\n\n"
+            + "\n".join(lines)
+            + f"\n\nPlan on the smaller figure, about {low:.0f} busy workers per Redis core, "
+            "and shard when Redis's CPU stays above ~70% of its core (past that its queue, and "
+            "every worker's trip, grows): with N Redis instances, all of a session's keys "
+            "(`lease:`, `events:`, `live:`) go to the instance its id picks (a hash of the id, "
+            "or a prefix of it), and each worker keeps its inbox channel and its pub/sub "
+            "connection on every instance. Cluster mode would have to route by session id "
+            "for that; today a deployment has one `REDIS_URL`."
+        )
+
+    meaning = _cluster_meaning(cl, costs, stop, back)
+    before, after = cl["load_average"]
+    sections = [
+        "## Cluster",
+        "Cluster mode (`REDIS_URL`): each worker runs the turns of the sessions it holds "
+        "and ships each event-loop step's events to Redis in one trip (a pipeline: one "
+        "`EVALSHA` of the outbox's script, which per session checks the lease, `XADD`s the "
+        "frames to the session's stream and `PUBLISH`es them on its channel); a worker with "
+        "a stream on a session it does not hold receives the frames by pub/sub and fans "
+        "them out. Measured: the fan-out load (the same load generator, token script, ramp "
+        "and chat connections as Fan-out) against (a) the "
+        "single process (no `REDIS_URL`), (b) a cluster of one worker and (c) a cluster "
+        "of two; each run on a fresh "
+        + (
+            "database of a private Postgres cluster (tests/postgres.py, `fsync=off`) that "
+            "its workers share"
+            if database
+            else "SQLite file that its workers share"
+        )
+        + ", and one private `redis-server` (tests/redis.py). Each worker creates, and so "
+        "holds, half the sessions; session k's stream is on worker (k // 2) % 2 and its "
+        "chat goes to the other worker, so in "
+        "(c) half the streams are on the worker that does not hold their session (the "
+        "cross-worker path: holder → Redis → pub/sub → the other worker → client) and half "
+        "the chats are forwarded to the holder.\n\n"
+        "*CPU*: every server-side process (each worker, redis-server"
+        + (", Postgres's processes" if database else "")
+        + f"; from `/proc`) over a fixed {cl['window_s']:g} s window that starts once every "
+        "reply streams, per 1,000 tokens delivered in it; *x single*: against the single "
+        "process at the same load. *(sat.)*: fewer tokens arrived than were offered: the "
+        "server could not keep up (its core was full, or the chats and so the replies "
+        "started late), and the figures are those of a saturated server, turn starts "
+        "included; *N streaming*: only N replies got tokens in the window (it starts at the "
+        "latest 2 x the ramp + 10 s after the first chat, whether or not every reply has "
+        "begun by then). The "
+        "chats go out as in Fan-out: 64 keep-alive connections, split between the "
+        "workers, each chat waiting for the answer before it on its connection. *Other "
+        "work*: busy cores in the window (`/proc/stat`) that none of the measured processes "
+        "nor the load generator used: other work on the machine, whose runs do not compare "
+        "well when it is large. "
+        "Latency: from the provider's emit to the client's receipt, for streams on the "
+        "holder and on the other worker. On this machine's "
+        f"{cl.get('cores', '?')} cores the load generator runs on core {cl['client_core']} "
+        "throughout; "
+        + "; ".join(
+            f"{modes[p['mode']]}: {where(p)}"
+            for p in costs
+            if [p["sessions"], p["tps"]] == list(cl["points"][0])
+        )
+        + ". Two workers and Redis on two cores share them with the load generator: "
+        "their latencies include that.\n\n"
+        "*Across workers* (a two-worker cluster, worker A on core "
+        f"{moved['cores']['worker A']}, B on core {moved['cores']['worker B']}, Redis on "
+        f"core {moved['cores']['redis-server']}; replies of {moved['reply_tokens']} tokens at "
+        f"{moved['tps']:g} tokens/s, each session held by A): `POST /api/interrupt` sent to "
+        "B, the other worker, or to A, the holder, once the reply streams, timed to its "
+        "answer (it answers once the turn has ended) and to the stream's "
+        f"`is_processing: false`, {stop['repeats']} times each; a stream on A reads "
+        f"{back['read_first']} tokens and hangs up, and 0.1 s later reconnects with "
+        "`Last-Event-ID` to B (or to A) while the reply goes on, timed from the request to "
+        "the first replayed event; *exact*: that event was the next one (no gap, no "
+        "duplicate, no snapshot instead). *Failover*: A holds "
+        f"{cl['failover'][0]['sessions'] if cl['failover'] else 0} running turns whose "
+        "streams are on B; A gets SIGKILL at a random point of its lease-renewal cycle "
+        f"(`TURN_LEASE_SECONDS={lease:g}`, renewed every {lease / 3:.1f} s); timed from the "
+        "kill to the first event on each B stream that the dead worker could not have sent "
+        "(a `snapshot`, or a token of the continued reply), and to the continued reply's "
+        "first token.\n\n"
+        "*Redis alone*: `redis-server` (core 0) driven by this process (core 1) with the "
+        "outbox's own script (`chatbot.cluster.scripts.APPEND`): K sessions x one ~85-byte "
+        "`message.delta` frame per `EVALSHA`, "
+        f"{cl['ceiling'][0]['connections'] if cl['ceiling'] else 0} connections with "
+        f"{cl['ceiling'][0]['depth'] if cl['ceiling'] else 0} calls each in flight, "
+        f"{cl['ceiling'][0]['sessions'] if cl['ceiling'] else 0:,} sessions whose leases are "
+        "held, half of them followed by a subscriber (as the workers that mirror them "
+        "would); events/s and Redis's CPU over the window, and their quotient: events per "
+        "second of Redis's one core.\n\n"
+        f"The machine was shared with other work: load average {before:.2f} at the start "
+        f"and {after:.2f} at the end on {cl.get('cores', '?')} cores.",
+        "### Targets\n\n" + _table(["target", "measured", "met"], target_rows),
+        "### CPU per token\n\n" + _table(header, rows),
+        _link(path, base, "CPU per 1,000 tokens by mode, stacked by process"),
+        "### What Redis did\n\nFrom Redis's own counters over the same window (`INFO "
+        "commandstats`, `INFO stats`): the events it stored (`XADD`s), the outbox's trips "
+        "(`EVALSHA`s) and the `SCRIPT EXISTS` that redis-py's pipeline sends ahead of each "
+        "one (it checks every script of a pipeline on every `execute`), the commands the "
+        "workers sent per delivered token (a script's inner commands not counted), the "
+        "time Redis spent in commands (its own wall-clock timing: on a busy machine it "
+        "includes time Redis waited for its core, and a script blocks Redis all that "
+        "time) and its whole CPU per event (from `/proc`), its network traffic "
+        "per token, and the memory of a session that exists and is streamed before its "
+        "first chat (`MEMORY USAGE` of its keys, over a sample).\n\n"
+        + _table(redis_header, redis_rows),
+        "### Across workers\n\n"
+        + _table(
+            ["what", "p50 / p99 ms, via the other worker", "via the holder", "exact"],
+            across_rows,
+        )
+        + "\n\n"
+        + _table(
+            [
+                "failover",
+                "streams that saw it",
+                "first, s",
+                "median, s",
+                "last, s",
+                "continued reply's first token, last, s",
+                "first sign",
+            ],
+            fail_rows,
+        ),
+        "### Redis alone\n\n"
+        + _table(
+            [
+                "K sessions per call",
+                "events/s",
+                "redis CPU",
+                "events per core-second",
+                "µs/event",
+                "driver CPU",
+            ],
+            ceiling_rows,
+        )
+        + cap_text,
+        meaning,
+    ]
+    return "\n\n".join(sections)
+
+
+def _trip_ms(work: dict[str, Any]) -> float | None:
+    """How long Redis spent in one outbox script call (it runs nothing else meanwhile)."""
+    calls = work["calls_per_s"].get("evalsha")
+    return work["usec_per_s"]["evalsha"] / calls / 1000 if calls else None
+
+
+def _cluster_meaning(
+    cl: dict[str, Any], costs: list[dict[str, Any]], stop: dict[str, Any], back: dict[str, Any]
+) -> str:
+    """What the figures mean for whoever runs a cluster."""
+
+    def key(point: list[Any]) -> tuple[bool, float]:  # the largest load nobody saturated
+        here = [p for p in costs if [p["sessions"], p["tps"]] == list(point)]
+        return (not any(p.get("saturated") for p in here), point[0] * point[1])
+
+    big = max(cl["points"], key=key)
+    at = {p["mode"]: p for p in costs if [p["sessions"], p["tps"]] == list(big)}
+    lines = ["### What it means for operators"]
+    single, two = at.get("single"), at.get("cluster_2")
+    if single and two:
+        server_us = single["workers_cpu_s_per_1k"] * 1000
+        worker_us = two["workers_cpu_s_per_1k"] * 1000
+        redis_us = two["redis_cpu_s_per_1k"] * 1000
+        db_us = two.get("database_cpu_s_per_1k", 0) * 1000
+        db_single = single.get("database_cpu_s_per_1k", 0) * 1000
+        work = two.get("redis") or {}
+        postgres = (
+            f" (Postgres: {db_single:.0f} µs and {db_us:.0f} µs)"
+            if cl.get("store") == "postgres"
+            else ""
+        )
+        lines.append(
+            f"- **Cost.** At {big[0]:,}x{big[1]:g}"
+            + (" (every run saturated)" if key(big)[0] is False else "")
+            + f" a token costs the single process {server_us:.0f} µs of CPU and a "
+            f"two-worker cluster {worker_us:.0f} µs in its workers plus {redis_us:.0f} µs in "
+            f"Redis{postgres}: {(worker_us + redis_us) / server_us:.1f}x. One core streams "
+            f"about {1e6 / server_us:,.0f} tokens/s as a single process and "
+            f"{1e6 / worker_us:,.0f} tokens/s as a cluster worker: size a cluster by the "
+            "second figure. Cluster mode buys failover, no sticky sessions and more machines, "
+            "not more tokens per core. "
+            f"Each worker makes {work.get('trips_per_s', 0) / 2:,.0f} trips to Redis a second "
+            f"({_num(work.get('frames_per_trip'), 1)} events each, every one a pipeline "
+            "behind a `SCRIPT EXISTS`), and a worker that streams a session it does not "
+            "hold also reads every frame from pub/sub: that is where its extra CPU goes, in "
+            "redis-py's packing and parsing"
+            + ("." if cl.get("hiredis") else " (pure Python here: hiredis is not installed).")
+        )
+    heavy = max(cl["points"], key=lambda point: point[0] * point[1])
+    loaded = {p["mode"]: p for p in costs if [p["sessions"], p["tps"]] == list(heavy)}
+    busy = loaded.get("cluster_2")
+    work = (busy or {}).get("redis") or {}
+    if busy and (work.get("frames_per_trip") or 0) > 50:
+        ratio = next(
+            (r["cluster_2"] for r in cl["ratios"] if [r["sessions"], r["tps"]] == list(heavy)),
+            None,
+        )
+        lines.append(
+            f"- **Under load the trips grow.** The outbox has one trip in flight at a time and "
+            f"each carries everything queued since the last: at {heavy[0]:,}x{heavy[1]:g} "
+            f"(two workers) a trip carried {work['frames_per_trip']:,.0f} events, "
+            f"{work['trips_per_s']:.1f} trips a second, each holding Redis for "
+            f"{_num(_trip_ms(work), 0)} ms in one script, while nothing else runs there. Per "
+            f"token that is cheap ({_num(ratio, 2)}x the single process's CPU), but a stream "
+            f"on the other worker gets its tokens {_num(busy['cross_p50_ms'], 0)} ms late "
+            f"(p50; p99 {_num(busy['cross_p99_ms'], 0)} ms) where one on the holder gets them "
+            f"in {_num(busy['local_p50_ms'], 0)} ms. A cap on the events per trip, with more "
+            "than one trip in flight, would bound both."
+        )
+    lines.append(
+        f"- **Across workers.** An interrupt sent to a worker that does not hold the session "
+        f"answers in {stop['other_answer_p50_ms']:.1f} ms (p50) instead of "
+        f"{stop['holder_answer_p50_ms']:.1f} ms, and a stream resumed on another worker gets "
+        f"its first replayed event in {back['other_p50_ms']:.1f} ms instead of "
+        f"{back['holder_p50_ms']:.1f} ms: a load balancer needs no sticky sessions."
+    )
+    done = [f for f in cl["failover"] if f["last_s"] is not None]
+    if done:
+        worst = max(f["last_s"] for f in done)
+        lines.append(
+            f"- **Failover.** A worker that dies mid-reply leaves its streams silent for up to "
+            f"`TURN_LEASE_SECONDS` + the 1 s sweep ({worst:.1f} s at worst here, with "
+            f"{cl['lease_s']:g} s); a smaller lease shortens that and costs one more renewal "
+            "per held session every `TURN_LEASE_SECONDS`/3."
+        )
+    full = next((r.get("full_buffer_kib") for r in cl["ceiling"] if r.get("full_buffer_kib")), None)
+    idle = next((p["redis"] for p in costs if p.get("redis")), None)
+    if full and idle:
+        lines.append(
+            f"- **Redis memory.** A session that exists costs Redis its lease "
+            f"({idle.get('idle_lease_bytes', 0):.0f} B); once it has streamed, its event "
+            f"buffer holds up to `EVENT_BUFFER_SIZE` frames: {full:,.0f} KiB at 1,024 "
+            "`message.delta` frames, kept until the session has been quiet for "
+            "`SESSION_TIMEOUT_SECONDS` + `CLEANUP_INTERVAL_SECONDS`."
+        )
+    return "\n".join(lines[:1]) + "\n\n" + "\n".join(lines[1:])
+
+
 SECTIONS: list[tuple[str, Callable[[dict[str, Any], Path, Path], str]]] = [
     ("fanout", _fanout),
     ("idle", _idle),
@@ -638,4 +1140,5 @@ SECTIONS: list[tuple[str, Callable[[dict[str, Any], Path, Path], str]]] = [
     ("interrupt", _interrupt),
     ("resume", _resume),
     ("store", _store),
+    ("cluster", _cluster),
 ]

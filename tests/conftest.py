@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.postgres import POSTGRES_BIN, Postgres, fresh_database, run_postgres
+from tests.redis import REDIS_SERVER, Redis, run_redis
 from tests.server import RunningServer, run_server
 
 
@@ -45,3 +46,18 @@ async def postgres_url(postgres_server: Postgres) -> AsyncIterator[str]:
     """The URL of a fresh, empty database on the shared cluster: no test sees another's rows."""
     async with fresh_database(postgres_server, f"test_{uuid.uuid4().hex[:16]}") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+async def redis_server() -> AsyncIterator[Redis]:
+    """One private redis-server for the whole run; never stop it (stopping tests run their own)."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (Debian's redis-server: make test)")
+    async with run_redis() as running:
+        yield running
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix no other test uses: tests share one Redis and keep apart by prefix."""
+    return f"t{uuid.uuid4().hex[:10]}:"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,9 +22,12 @@ from chatbot.agent.runtime import AgentRuntime
 from chatbot.api import legacy, sessions, stream, wallet
 from chatbot.api.errors import install_error_handlers
 from chatbot.api.limits import BodySizeLimit
+from chatbot.cluster import Cluster
 from chatbot.config import Settings
+from chatbot.errors import ChatbotError
 from chatbot.metrics import Metrics
 from chatbot.sessions.manager import SessionManager
+from chatbot.sessions.service import LocalSessions, Sessions
 from chatbot.store import StoreError, store_from_url
 from chatbot.tools.mcp_pool import McpPool, load_config
 
@@ -47,6 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = AgentRuntime(backend, settings, pool.toolsets)
     store = store_from_url(settings.database_url)
     manager = SessionManager(settings, runtime, metrics, store)
+    cluster = Cluster(settings, manager) if settings.redis_url is not None else None
+    if cluster is not None:
+        metrics.in_cluster()
+    service: Sessions = cluster.sessions if cluster is not None else LocalSessions(manager)
     manager.status.missing_api_key = backend.missing_key is not None
     manager.status.is_loading = backend.load is not None
     manager.status.is_connecting_mcp = bool(pool.servers)
@@ -72,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except StoreError as error:
             log.error("cannot open the database", extra={"error": str(error)})
             raise
+        if cluster is not None:
+            await cluster.start()
         manager.start()
         # The model loads while the server already answers: sessions see is_loading.
         loading = asyncio.create_task(load_model()) if backend.load is not None else None
@@ -83,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if task is not None:
                     task.cancel()
             await manager.stop()
+            if cluster is not None:
+                await cluster.stop()
             await pool.stop()
             await store.close()
 
@@ -95,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.manager = manager
+    app.state.sessions = service
     app.state.metrics = metrics
 
     install_error_handlers(app)
@@ -114,7 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics_endpoint(request: Request) -> Response:
-        """Sessions active/created/expired, streams open, turns running, events sent."""
+        """Sessions active/created/expired, streams open, turns running, events sent; in a
+        cluster also the cluster-wide gauges (`chatbot_cluster_*`)."""
+        if cluster is not None and metrics.cluster is not None:
+            with contextlib.suppress(ChatbotError):  # Redis away: this worker's own figures
+                await cluster.update_gauges(metrics.cluster)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     serve_ui(app, settings.ui_dir)

@@ -6,17 +6,21 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import socket
+from functools import partial
 from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
 
+from chatbot import launch
 from chatbot.app import create_app
 from chatbot.collector import tune_for_serving
 from chatbot.config import Settings
 from chatbot.logs import configure_logging
 from chatbot.sessions.manager import SessionManager
 from chatbot.store import StoreError, admin
+from chatbot.workers import Supervisor
 
 log = logging.getLogger("chatbot")
 
@@ -47,6 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the HTTP API (and the web UI)")
     serve.add_argument("--host", help="bind address (default: BACKEND_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: BACKEND_PORT, 8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on the one port (more than 1 needs REDIS_URL: cluster mode)",
+    )
+    cluster = commands.add_parser(
+        "cluster", help="try cluster mode on this machine: Redis, N workers, nginx in front"
+    )
+    cluster.add_argument("--workers", type=int, default=3, help="workers (default: 3)")
+    cluster.add_argument("--host", help="nginx's address (default: BACKEND_HOST, 127.0.0.1)")
+    cluster.add_argument("--port", type=int, help="nginx's port (default: BACKEND_PORT, 8080)")
     db = commands.add_parser("db", help="operate on the database (DATABASE_URL)")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply the missing migrations and exit")
@@ -69,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(admin.upgrade(settings.database_url))
     except StoreError as error:
         parser.exit(1, f"chatbot: cannot open the database: {error}\n")
+    if args.command == "cluster":
+        port = settings.backend_port if args.port is None else args.port
+        return launch.run(
+            args.workers, args.host or settings.backend_host, port, settings.database_url
+        )
     return _serve(args, settings, parser)
 
 
@@ -95,17 +116,33 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings, parser: argparse.ArgumentParser) -> int:
-    """Run the server until it is told to stop."""
-    try:
-        app = create_app(settings)
-    except ValueError as error:
-        parser.exit(2, f"chatbot: {error}\n")
-    tune_for_serving()
+    """Run the server (or N workers on one port) until it is told to stop."""
     host = args.host or settings.backend_host
     port = settings.backend_port if args.port is None else args.port
-    log.info("starting", extra={"host": host, "port": port, "provider": settings.provider.value})
-    config = uvicorn.Config(
-        app,
+    if args.workers < 1:
+        parser.exit(2, "chatbot: --workers must be at least 1\n")
+    if args.workers > 1 and settings.redis_url is None:
+        parser.exit(2, "chatbot: --workers above 1 needs REDIS_URL (cluster mode)\n")
+    log.info(
+        "starting",
+        extra={
+            "host": host,
+            "port": port,
+            "workers": args.workers,
+            "provider": settings.provider.value,
+        },
+    )
+    if args.workers == 1:
+        return _run_worker(_config(host, port), settings, parser)
+    config = _config(host, port)
+    sock = config.bind_socket()
+    return Supervisor(args.workers, sock, partial(_worker_main, host, port)).run()
+
+
+def _config(host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        "chatbot.app:create_app",
+        factory=True,
         host=host,
         port=port,
         loop="uvloop",
@@ -114,6 +151,30 @@ def _serve(args: argparse.Namespace, settings: Settings, parser: argparse.Argume
         log_config=None,
         timeout_graceful_shutdown=5,
     )
+
+
+def _run_worker(
+    config: uvicorn.Config,
+    settings: Settings,
+    parser: argparse.ArgumentParser | None,
+    sock: socket.socket | None = None,
+) -> int:
+    try:
+        app = create_app(settings)
+    except ValueError as error:
+        if parser is None:
+            raise
+        parser.exit(2, f"chatbot: {error}\n")
+    config.app = app
+    config.factory = False
+    tune_for_serving()
     server = Server(config, app.state.manager)
-    server.run()
+    server.run(sockets=[sock] if sock is not None else None)
     return 0 if server.started else 1
+
+
+def _worker_main(host: str, port: int, sock: socket.socket) -> None:
+    """One worker of `--workers N`, in its own process, on the parent's socket."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    raise SystemExit(_run_worker(_config(host, port), settings, None, sock))

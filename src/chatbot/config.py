@@ -96,10 +96,15 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     legacy_stream_min_interval_ms: float = Field(default=100.0, ge=0)
 
+    redis_url: SecretStr | None = None
+    redis_prefix: str = Field(default="chatbot:", max_length=64)
+    turn_lease_seconds: float = Field(default=10.0, ge=1)
+    recover_turns: bool = True
+
     networks: dict[str, Network] = Field(default_factory=_default_networks)
     default_network: str | None = None
 
-    @field_validator("anthropic_api_key", "openai_api_key", mode="before")
+    @field_validator("anthropic_api_key", "openai_api_key", "redis_url", mode="before")
     @classmethod
     def _empty_key_is_no_key(cls, value: object) -> object:
         # `ANTHROPIC_API_KEY=` in a .env file means "not set", not "set to nothing".

@@ -95,3 +95,14 @@ class UnknownCommand(ChatbotError):
 
 class UnknownNetwork(ChatbotError):
     code = "unknown_network"
+
+
+def error_for_code(code: str, message: str, retry_after: float | None = None) -> ChatbotError:
+    """The error a code names (as raised on another cluster worker), ready to raise here."""
+    pending = list(ChatbotError.__subclasses__())
+    while pending:
+        kind = pending.pop()
+        if kind.code == code:
+            return kind(message, retry_after=retry_after)
+        pending.extend(kind.__subclasses__())
+    return ChatbotError(message, retry_after=retry_after)

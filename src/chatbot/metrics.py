@@ -38,10 +38,41 @@ class Metrics:
 
         for kind in ("events", "legacy"):
             self.streams_open.labels(kind)
+        self.cluster: ClusterGauges | None = None
+
+    def in_cluster(self) -> ClusterGauges:
+        """Add the cluster-wide gauges (cluster mode only: one process has none)."""
+        self.cluster = ClusterGauges(self.registry)
+        return self.cluster
 
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+
+class ClusterGauges:
+    """What the whole cluster holds, summed from every live worker's last report."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.workers = Gauge(
+            "chatbot_cluster_workers", "Workers that reported lately.", registry=registry
+        )
+        self.sessions = Gauge(
+            "chatbot_cluster_sessions", "Sessions held in memory, all workers.", registry=registry
+        )
+        self.streams = Gauge(
+            "chatbot_cluster_streams", "Open SSE connections, all workers.", registry=registry
+        )
+        self.turns = Gauge(
+            "chatbot_cluster_turns_running",
+            "Agent turns in progress, all workers.",
+            registry=registry,
+        )
+        self.queued = Gauge(
+            "chatbot_cluster_messages_queued",
+            "Messages waiting for a turn (BUSY_POLICY=queue), all workers.",
+            registry=registry,
+        )
 
 
 class _EventsSent(Collector):

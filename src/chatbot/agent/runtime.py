@@ -122,6 +122,9 @@ class AgentRuntime:
                         async with node.stream(run.ctx) as events:
                             async for event in events:
                                 turn.apply(event)
+                        # A worker taking over after a crash starts from here: no finished
+                        # tool call (and no proposed transaction) is ever made twice.
+                        await transcript.checkpoint()
         except UsageLimitExceeded:
             turn.close(MessageStatus.COMPLETE)
             transcript.add_system_message(

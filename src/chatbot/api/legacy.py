@@ -11,6 +11,7 @@ from chatbot.api.params import (
     message_text,
     required_session_id,
     session_id_of,
+    sessions_of,
     settings_of,
 )
 from chatbot.api.responses import JsonResponse, session_response
@@ -25,18 +26,8 @@ from chatbot.api.schemas import (
 )
 from chatbot.errors import ChatbotError
 from chatbot.sessions.commands import parse_command
-from chatbot.sessions.session import Session
 
 router = APIRouter(tags=["original API"])
-
-
-async def _writable_session(request: Request, given: str | None) -> Session:
-    """The session a write goes to; created on first use, or new when no id is given."""
-    manager = manager_of(request)
-    session_id = session_id_of(request, given)
-    if session_id is None:
-        return manager.create()
-    return await manager.get_or_create(session_id)
 
 
 @router.get("/health", response_class=PlainTextResponse, summary="Liveness")
@@ -59,9 +50,9 @@ async def chat(body: ChatRequest, request: Request) -> JsonResponse:
     """
     text = message_text(request, body.message)
     manager_of(request).check_available()
-    session = await _writable_session(request, body.session_id)
-    await session.submit_chat(text)
-    return session_response(session.state())
+    session_id = session_id_of(request, body.session_id)
+    state = await sessions_of(request).run(session_id, "chat", {"text": text}, create=True)
+    return session_response(state)
 
 
 @router.get(
@@ -71,8 +62,8 @@ async def chat(body: ChatRequest, request: Request) -> JsonResponse:
 )
 async def state(request: Request, session_id: str | None = None) -> JsonResponse:
     """The session's state; 404 for an unknown id (reads never create sessions)."""
-    session = await manager_of(request).require(required_session_id(request, session_id))
-    return session_response(session.state())
+    session_id = required_session_id(request, session_id)
+    return session_response(await sessions_of(request).run(session_id, "state", {}, create=False))
 
 
 @router.post(
@@ -86,9 +77,9 @@ async def interrupt(request: Request, body: InterruptRequest | None = None) -> J
     Harmless when nothing runs. Never creates a session: an unknown id is 404.
     """
     given = body.session_id if body is not None else request.query_params.get("session_id")
-    session = await manager_of(request).require(required_session_id(request, given))
-    await session.interrupt()
-    return session_response(session.state())
+    session_id = required_session_id(request, given)
+    state = await sessions_of(request).run(session_id, "interrupt", {}, create=False)
+    return session_response(state)
 
 
 @router.post(
@@ -100,9 +91,9 @@ async def system(body: SystemRequest, request: Request) -> JsonResponse:
     """Show a system message at once; when the session is idle it starts a turn."""
     text = message_text(request, body.message)
     manager_of(request).check_available()
-    session = await _writable_session(request, body.session_id)
-    session.submit_system(text)
-    return session_response(session.state())
+    session_id = session_id_of(request, body.session_id)
+    state = await sessions_of(request).run(session_id, "system", {"text": text}, create=True)
+    return session_response(state)
 
 
 @router.post(
@@ -113,19 +104,12 @@ async def system(body: SystemRequest, request: Request) -> JsonResponse:
 async def mcp_command(body: McpCommandRequest, request: Request) -> JsonResponse:
     """Apply a command to this session only; unknown commands or networks give 400."""
     try:
-        command = parse_command(body.command, body.args, settings_of(request))
+        parse_command(body.command, body.args, settings_of(request))  # bad input: 400 here
     except ChatbotError as error:
         extra = {"success": False, "message": error.message, "data": None}
         return chatbot_error_response(error, extra)
     manager_of(request).check_writable()
-    session = await _writable_session(request, body.session_id)
-    result = command(session)
-    return JsonResponse(
-        {
-            "success": result.success,
-            "message": result.message,
-            "data": result.data,
-            "session_id": session.id,
-        },
-        headers={"X-Session-Id": session.id},
-    )
+    session_id = session_id_of(request, body.session_id)
+    args = {"command": body.command, "args": body.args}
+    answer = await sessions_of(request).run(session_id, "command", args, create=True)
+    return JsonResponse(answer, headers={"X-Session-Id": answer["session_id"]})

@@ -14,12 +14,19 @@ from chatbot.errors import (
 )
 from chatbot.model import is_valid_session_id
 from chatbot.sessions.manager import SessionManager
+from chatbot.sessions.service import Sessions
 
 
 def manager_of(request: Request) -> SessionManager:
     """The process's session registry."""
     manager: SessionManager = request.app.state.manager
     return manager
+
+
+def sessions_of(request: Request) -> Sessions:
+    """Where session operations run: here, or on the cluster worker holding the session."""
+    sessions: Sessions = request.app.state.sessions
+    return sessions
 
 
 def settings_of(request: Request) -> Settings:

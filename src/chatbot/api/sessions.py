@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 
-from chatbot.api.params import manager_of, required_session_id
+from chatbot.api.params import manager_of, required_session_id, sessions_of
 from chatbot.api.responses import JsonResponse, session_response
 from chatbot.api.schemas import MessagePageResponse, SessionCreated, WebStateResponse, errors_doc
-from chatbot.errors import MessageNotFound
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -20,11 +19,11 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 )
 async def create_session(request: Request) -> JsonResponse:
     """A new, empty session with a server-made UUIDv4 id."""
-    manager = manager_of(request)
-    manager.check_writable()
-    session = manager.create()
+    manager_of(request).check_writable()
+    state = await sessions_of(request).run(None, "state", {}, create=True)
+    session_id = state["session_id"]
     return JsonResponse(
-        {"session_id": session.id}, status_code=201, headers={"X-Session-Id": session.id}
+        {"session_id": session_id}, status_code=201, headers={"X-Session-Id": session_id}
     )
 
 
@@ -35,8 +34,8 @@ async def create_session(request: Request) -> JsonResponse:
 )
 async def get_session(session_id: str, request: Request) -> JsonResponse:
     """The same state as `GET /api/state`; 404 for an unknown id."""
-    session = await manager_of(request).require(required_session_id(request, session_id))
-    return session_response(session.state())
+    session_id = required_session_id(request, session_id)
+    return session_response(await sessions_of(request).run(session_id, "state", {}, create=False))
 
 
 @router.delete(
@@ -47,7 +46,8 @@ async def get_session(session_id: str, request: Request) -> JsonResponse:
 )
 async def delete_session(session_id: str, request: Request) -> Response:
     """Cancel its turn, end its streams with `session.closed`, and forget it."""
-    await manager_of(request).remove(required_session_id(request, session_id))
+    session_id = required_session_id(request, session_id)
+    await sessions_of(request).run(session_id, "delete", {}, create=False)
     return Response(status_code=204)
 
 
@@ -66,9 +66,6 @@ async def messages(
 
     The state and snapshot carry only the newest SNAPSHOT_MESSAGES; this reaches the rest.
     """
-    manager = manager_of(request)
-    session = await manager.require(required_session_id(request, session_id))
-    page = await manager.store.page(session.id, before, limit)
-    if page is None:
-        raise MessageNotFound(f"No message {before!r} in this session.")
-    return JsonResponse({"messages": page.messages, "has_more": page.has_more})
+    session_id = required_session_id(request, session_id)
+    args = {"before": before, "limit": limit}
+    return JsonResponse(await sessions_of(request).run(session_id, "page", args, create=False))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from chatbot.api.params import manager_of, required_session_id
+from chatbot.api.params import manager_of, required_session_id, sessions_of
 from chatbot.api.responses import JsonResponse, session_response
 from chatbot.api.schemas import WalletResultRequest, WebStateResponse, errors_doc
-from chatbot.model import WalletStatus
 
 router = APIRouter(tags=["wallet"])
 
@@ -24,6 +23,7 @@ async def wallet_result(body: WalletResultRequest, request: Request) -> JsonResp
     """
     manager = manager_of(request)
     manager.check_writable()
-    session = await manager.require(required_session_id(request, body.session_id))
-    session.resolve_wallet_tx(body.tx_id, WalletStatus(body.status), body.hash, body.error)
-    return session_response(session.state())
+    session_id = required_session_id(request, body.session_id)
+    args = {"tx_id": body.tx_id, "status": body.status, "hash": body.hash, "error": body.error}
+    state = await sessions_of(request).run(session_id, "wallet_result", args, create=False)
+    return session_response(state)

@@ -53,8 +53,8 @@ class MemoryEventLog:
 
     __slots__ = ("_frames", "seq")
 
-    def __init__(self, capacity: int) -> None:
-        self.seq = 0
+    def __init__(self, capacity: int, seq: int = 0) -> None:
+        self.seq = seq
         self._frames: deque[tuple[int, bytes]] = deque(maxlen=capacity)
 
     def append(self, event_type: str, data: Any) -> tuple[int, bytes]:
@@ -63,6 +63,13 @@ class MemoryEventLog:
         self.seq += 1
         self._frames.append((self.seq, frame))
         return self.seq, frame
+
+    def add(self, seq: int, frame: bytes) -> None:
+        """Keep a frame numbered elsewhere (a cluster mirror's copy of another worker's log)."""
+        if seq != self.seq + 1:
+            self._frames.clear()  # a jump (a resync): older frames no longer lead up to it
+        self.seq = seq
+        self._frames.append((seq, frame))
 
     def since(self, last_seq: int) -> list[bytes] | None:
         """Frames after `last_seq`, or None when they are no longer all in the buffer."""
@@ -148,6 +155,12 @@ class Subscriber:
         if not self._closing:
             self._state = frame
             self._wake()
+
+    def start_over(self) -> None:
+        """Drop the backlog and send a fresh snapshot next (the log it followed jumped)."""
+        self._frames.clear()
+        self.resync = True
+        self._wake()
 
     def keepalive(self) -> None:
         """Ask for a keep-alive comment on the next write."""

@@ -13,19 +13,79 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from inspect import isawaitable
+from typing import Protocol
 
 from chatbot.collector import collect_old
 from chatbot.config import Settings
 from chatbot.errors import BackendUnavailable, SessionNotFound, TooManySessions, TooManyStreams
 from chatbot.metrics import Metrics
 from chatbot.model import new_session_id, redact
-from chatbot.sessions.events import MemoryEventLog, StreamKind, Subscriber
+from chatbot.sessions.audience import Audience
+from chatbot.sessions.events import EventLog, MemoryEventLog, StreamKind, Subscriber
 from chatbot.sessions.ports import TurnRunner
 from chatbot.sessions.session import ServerStatus, Session, SessionEnv
 from chatbot.store.base import Store
 
 log = logging.getLogger("chatbot.sessions")
 KEEPALIVE_WALKS = 4  # walks per SSE_KEEPALIVE_SECONDS: silences last 0.75-1 of it
+
+
+class Stage(Protocol):
+    """What a stream follows: a session held here, or a cluster mirror of one held elsewhere."""
+
+    @property
+    def log(self) -> EventLog:
+        """The numbered events this worker keeps for resuming."""
+
+    @property
+    def audience(self) -> Audience:
+        """The streams open on it here."""
+
+    def attach(self, subscriber: Subscriber) -> None:
+        """Start delivering changes to `subscriber`."""
+
+    def detach(self, subscriber: Subscriber) -> None:
+        """Stop delivering to `subscriber`."""
+
+    def snapshot_frame(self) -> bytes:
+        """A `snapshot` event carrying the full state."""
+
+    def legacy_frame(self) -> bytes:
+        """The full state as a legacy frame."""
+
+
+class Peers(Protocol):
+    """The other workers of a cluster, as the registry sees them (None in one process)."""
+
+    def check(self) -> None:
+        """Raise `BackendUnavailable` while the cluster's shared state is unreachable."""
+
+    def event_log(self, session_id: str, seq: int) -> EventLog:
+        """The log of a session this worker holds, shared with the cluster."""
+
+    async def stream_target(self, session_id: str) -> Stage:
+        """Where a stream on this id attaches: the session (held here) or a mirror."""
+
+    async def replay(self, session_id: str, last_seq: int) -> list[bytes] | None:
+        """The cluster-wide frames after `last_seq`, or None when they are gone."""
+
+    def stream_closed(self, subscriber: Subscriber) -> None:
+        """A stream attached to a mirror has ended."""
+
+    def registered(self, session: Session) -> None:
+        """This worker now holds `session` (its mirror's streams move over)."""
+
+    def turn_started(self, session_id: str) -> None:
+        """A turn began on a session held here."""
+
+    def turn_ended(self, session_id: str) -> None:
+        """A turn ended on a session held here."""
+
+    async def released(self, sessions: list[str]) -> None:
+        """These sessions left this worker's memory (evicted or deleted)."""
+
+    async def handed_over(self, sessions: list[str], running: list[str]) -> None:
+        """This worker stops: others take these sessions, and these turns, over now."""
 
 
 class SessionManager:
@@ -38,6 +98,7 @@ class SessionManager:
         self.metrics = metrics
         self.store = store
         self.status = ServerStatus()
+        self.peers: Peers | None = None
         capacity = settings.event_buffer_size
         self.env = SessionEnv(
             settings=settings,
@@ -45,7 +106,7 @@ class SessionManager:
             runner=runner,
             hooks=self,
             store=store,
-            event_log=lambda _session_id: MemoryEventLog(capacity),
+            event_log=lambda _session_id, seq: MemoryEventLog(capacity, seq),
         )
         self._sessions: dict[str, Session] = {}
         self._loading: dict[str, asyncio.Future[Session | None]] = {}
@@ -55,6 +116,38 @@ class SessionManager:
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    def join(self, peers: Peers) -> None:
+        """Become one worker of a cluster: session logs are shared through `peers`."""
+        self.peers = peers
+        self.env.event_log = peers.event_log
+
+    def held(self, session_id: str) -> Session | None:
+        """The session with this id if this worker has it in memory (never loads)."""
+        return self._sessions.get(session_id)
+
+    def held_ids(self) -> list[str]:
+        """The ids of every session in this worker's memory."""
+        return list(self._sessions)
+
+    def running(self, session_id: str) -> bool:
+        """True while a session held here runs a turn."""
+        session = self._sessions.get(session_id)
+        return session is not None and session.turns.running
+
+    def counts(self) -> dict[str, int]:
+        """What this worker holds: sessions, open streams, running turns, queued messages."""
+        sessions = self._sessions.values()
+        return {
+            "sessions": len(self._sessions),
+            "streams": len(self._streams),
+            "turns": sum(1 for session in sessions if session.turns.running),
+            "queued": sum(len(session.turns.queued) for session in sessions),
+        }
+
+    def placeholder(self, session_id: str) -> Session:
+        """An empty, unregistered session: how an id nobody has used yet looks."""
+        return Session(session_id, self.env, self.settings.initial_network)
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -70,6 +163,14 @@ class SessionManager:
         for timer in self._timers:
             timer.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
+        if self.peers is not None:
+            # In a cluster the sessions live on: other workers take them (and their turns)
+            # over at once, and the streams here reconnect to them.
+            held = list(self._sessions)
+            running = [session_id for session_id in held if self.running(session_id)]
+            for session_id in held:
+                self.drop(session_id)
+            await self.peers.handed_over(held, running)
         for session in list(self._sessions.values()):
             await session.close("server_shutdown")
         for waiting in self._waiting.values():
@@ -98,10 +199,11 @@ class SessionManager:
 
     # ---- sessions ------------------------------------------------------------------
 
-    async def find(self, session_id: str) -> Session | None:
+    async def find(self, session_id: str, seq: int = 0) -> Session | None:
         """The session with this id, from memory or loaded from the store; never creates.
 
         Concurrent finds of one id share one load (a future per id, no global lock).
+        `seq` is the number its events continue from (a cluster's shared log).
         """
         session = self._sessions.get(session_id)
         if session is not None:
@@ -115,8 +217,10 @@ class SessionManager:
             stored = await self.store.load(session_id, self.settings.snapshot_messages)
             session = self._sessions.get(session_id)  # created while we were loading
             if session is None and stored is not None:
-                session = self._register(Session(session_id, self.env, stored.network, stored))
-                session.recover_cut_turn()
+                session = Session(session_id, self.env, stored.network, stored, seq)
+                self._register(session)
+                if self.peers is None:  # in a cluster, the one taking a turn over decides
+                    session.recover_cut_turn()
                 log.info("session loaded", extra={"session": redact(session_id)})
             loading.set_result(session)
         except BaseException as error:
@@ -136,7 +240,7 @@ class SessionManager:
             raise SessionNotFound(f"No session with id {redact(session_id)!s}.")
         return session
 
-    async def get_or_create(self, session_id: str) -> Session:
+    async def get_or_create(self, session_id: str, seq: int = 0) -> Session:
         """The session with this id, loaded or created on first use.
 
         After the (shared) load, lookup and insertion happen with no await in between,
@@ -144,40 +248,39 @@ class SessionManager:
         """
         # A write may create the session while `find` awaits the store: look again, with
         # no await before the stream is attached or parked, so it cannot miss the session.
-        session = await self.find(session_id) or self._sessions.get(session_id)
+        session = await self.find(session_id, seq) or self._sessions.get(session_id)
         if session is not None:
             return session
-        session = self._sessions.get(session_id)
-        if session is not None:
-            return session
-        return self._new(session_id)
+        return self._new(session_id, seq)
 
-    def _new(self, session_id: str) -> Session:
+    def _new(self, session_id: str, seq: int = 0) -> Session:
         if len(self._sessions) >= self.settings.max_sessions:
             raise TooManySessions(
                 "The server holds as many sessions as it may; try again later.",
                 retry_after=self.settings.cleanup_interval_seconds,
             )
-        session = self._register(Session(session_id, self.env, self.settings.initial_network))
+        session = Session(session_id, self.env, self.settings.initial_network, seq=seq)
+        self._register(session)
         session.save()
         self.metrics.sessions_created.inc()
         log.info("session created", extra={"session": redact(session_id)})
         return session
 
-    def _register(self, session: Session) -> Session:
+    def _register(self, session: Session) -> None:
         self._sessions[session.id] = session
         for subscriber in self._waiting.pop(session.id, ()):
             session.attach(subscriber)
+        if self.peers is not None:
+            self.peers.registered(session)
         self.metrics.sessions_active.set(len(self._sessions))
-        return session
 
-    def create(self) -> Session:
-        """A new session with a server-made UUIDv4 id.
+    def create(self, session_id: str | None = None) -> Session:
+        """A new session, by default with a server-made UUIDv4 id.
 
         A fresh UUIDv4 cannot be in the store, so it is not looked up there: that read
         was nine tenths of a create's cost (docs/BENCHMARKS.md).
         """
-        return self._new(new_session_id())
+        return self._new(session_id or new_session_id())
 
     async def remove(self, session_id: str) -> None:
         """Delete a session and its stored history; its streams get `session.closed`."""
@@ -186,9 +289,18 @@ class SessionManager:
             self.metrics.sessions_active.set(len(self._sessions))
             await session.close("deleted")
         stored = await self.store.delete(session_id)
+        if self.peers is not None:
+            await self.peers.released([session_id])
         if session is None and not stored:
             raise SessionNotFound(f"No session with id {redact(session_id)!s}.")
         log.info("session removed", extra={"session": redact(session_id)})
+
+    def drop(self, session_id: str) -> None:
+        """Forget a session another worker takes over; it writes nothing more from here."""
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            session.fence()
+            self.metrics.sessions_active.set(len(self._sessions))
 
     async def sweep(self) -> int:
         """Expire overdue wallet requests, evict idle sessions, delete old stored ones,
@@ -233,6 +345,8 @@ class SessionManager:
         for session in expired:
             del self._sessions[session.id]
             session.closed = True
+        if expired and self.peers is not None:
+            await self.peers.released([session.id for session in expired])
         if expired:
             self.metrics.sessions_expired.inc(len(expired))
             self.metrics.sessions_active.set(len(self._sessions))
@@ -251,6 +365,8 @@ class SessionManager:
                 "The database is unavailable; try again shortly.",
                 retry_after=self.store.retry_after,
             )
+        if self.peers is not None:
+            self.peers.check()
 
     def check_available(self) -> None:
         """Refuse a chat before any session is made for it when no turn could run.
@@ -275,23 +391,36 @@ class SessionManager:
         """Register a stream and queue what it starts with (snapshot, replay or state)."""
         if len(self._streams) >= self.settings.max_streams:
             raise TooManyStreams("The server has too many open streams.", retry_after=5)
-        # A write may create the session while `find` awaits the store: look again, with
-        # no await before the stream is attached or parked, so it cannot miss the session.
-        session = await self.find(session_id) or self._sessions.get(session_id)
+        session: Stage | None
+        if self.peers is not None:
+            session = await self.peers.stream_target(session_id)
+        else:
+            # A write may create the session while `find` awaits the store: look again,
+            # with no await before the stream is attached or parked, so it cannot miss it.
+            session = await self.find(session_id) or self._sessions.get(session_id)
         listeners = (
-            len(session.subscribers) + len(session.legacy_subscribers)
-            if session is not None
-            else len(self._waiting.get(session_id, ()))
+            len(session.audience) if session is not None else len(self._waiting.get(session_id, ()))
         )
         if listeners >= self.settings.max_streams_per_session:
             raise TooManyStreams("This session has too many open streams.", retry_after=5)
+        remote = None
+        if (
+            self.peers is not None
+            and session is not None
+            and last_event_id is not None
+            and session.log.since(last_event_id) is None
+        ):
+            remote = await self.peers.replay(session_id, last_event_id)
 
         limit = self.settings.subscriber_queue_size
         subscriber = Subscriber(session_id, kind, limit, self._empty_frame(session_id, kind))
+        if self.peers is not None:
+            # This worker may have taken the session while the stream was being set up.
+            session = self._sessions.get(session_id) or session
         if session is not None:
             session.attach(subscriber)
             if kind is StreamKind.EVENTS:
-                subscriber.prime(session.resume_frames(last_event_id))
+                subscriber.prime(resume_frames(session, last_event_id, remote))
             else:
                 subscriber.push_state(session.legacy_frame())
         else:
@@ -310,6 +439,8 @@ class SessionManager:
         session = self._sessions.get(subscriber.session_id)
         if session is not None:
             session.detach(subscriber)
+        elif self.peers is not None:
+            self.peers.stream_closed(subscriber)
         waiting = self._waiting.get(subscriber.session_id)
         if waiting is not None:
             waiting.discard(subscriber)
@@ -318,7 +449,7 @@ class SessionManager:
 
     def _empty_frame(self, session_id: str, kind: StreamKind) -> Callable[[], bytes]:
         """How a stream on a not-yet-created session renders: an empty state at seq 0."""
-        placeholder = Session(session_id, self.env, self.settings.initial_network)
+        placeholder = self.placeholder(session_id)
         return placeholder.snapshot_frame if kind is StreamKind.EVENTS else placeholder.legacy_frame
 
     @property
@@ -341,10 +472,31 @@ class SessionManager:
         """Count frames handed to subscribers."""
         self.metrics.events_sent += count
 
-    def turn_started(self) -> None:
+    def turn_started(self, session_id: str) -> None:
         """Count a turn that began."""
         self.metrics.turns_running.inc()
+        if self.peers is not None:
+            self.peers.turn_started(session_id)
 
-    def turn_ended(self) -> None:
+    def turn_ended(self, session_id: str) -> None:
         """Count a turn that ended."""
         self.metrics.turns_running.dec()
+        if self.peers is not None:
+            self.peers.turn_ended(session_id)
+
+
+def resume_frames(stage: Stage, last_seq: int | None, remote: list[bytes] | None) -> list[bytes]:
+    """What a (re)connecting events stream gets first: exactly the missed events, or a
+    snapshot when they are gone. `remote` holds the cluster's copy after `last_seq`, for
+    when this worker's own buffer starts later."""
+    if last_seq is None:
+        return [stage.snapshot_frame()]
+    frames = stage.log.since(last_seq)
+    if frames is None and remote is not None and last_seq <= stage.log.seq:
+        newest, known = stage.log.seq, last_seq + len(remote)
+        if known >= newest:
+            frames = remote[: newest - last_seq]  # newer ones reach this worker's streams soon
+        else:
+            tail = stage.log.since(known)
+            frames = remote + tail if tail is not None else None
+    return frames if frames is not None else [stage.snapshot_frame()]

@@ -52,6 +52,9 @@ class Transcript(Protocol):
     def propose_wallet_tx(self, *, to: str, value: str, data: str, description: str) -> WalletTx:
         """Ask the user's wallet to sign a transaction on the session's network."""
 
+    async def checkpoint(self) -> None:
+        """Make everything written so far durable before the turn's next step."""
+
 
 class TurnRunner(Protocol):
     """Runs one agent turn against a transcript (the agent runtime implements this)."""

@@ -8,7 +8,6 @@ anyone is listening; the agent writes through the session's `Transcript` face.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from chatbot.model import (
     iso_in,
     utc_timestamp,
 )
+from chatbot.sessions.audience import Audience
 from chatbot.sessions.events import EventLog, StreamKind, Subscriber, event_frame, state_frame
 from chatbot.sessions.notes import resolution_from_text, wallet_network_from_text
 from chatbot.sessions.ports import TurnRunner
@@ -50,11 +50,11 @@ class SessionHooks(Protocol):
     def events_sent(self, count: int) -> None:
         """`count` frames were handed to subscribers."""
 
-    def turn_started(self) -> None:
-        """A turn task began."""
+    def turn_started(self, session_id: str) -> None:
+        """A turn task of this session began."""
 
-    def turn_ended(self) -> None:
-        """A turn task ended, however it ended."""
+    def turn_ended(self, session_id: str) -> None:
+        """A turn task of this session ended, however it ended."""
 
 
 @dataclass(slots=True)
@@ -67,11 +67,14 @@ class SessionEnv:
     runner: TurnRunner
     hooks: SessionHooks
     store: Store
-    event_log: Callable[[str], EventLog]
-    """Makes the event log of the session with this id."""
+    event_log: Callable[[str, int], EventLog]
+    """Makes the event log of the session with this id, its newest event numbered so."""
 
 
 INTERRUPTED_BY_RESTART = "The server restarted while this reply was being written; it stops here."
+RESUMED_AFTER_FAILOVER = (
+    "The worker writing this reply stopped; another one picks up from the last finished step."
+)
 
 
 class Session:
@@ -83,6 +86,7 @@ class Session:
         env: SessionEnv,
         network: str,
         stored: StoredSession | None = None,
+        seq: int = 0,
     ) -> None:
         self.id = session_id
         self.env = env
@@ -93,16 +97,17 @@ class Session:
         self.base = stored.older_messages if stored else 0
         self.created_at = stored.created_at if stored else utc_timestamp()
         self.title = stored.title if stored else None
-        self.log = env.event_log(session_id)
-        self.subscribers: set[Subscriber] = set()
-        self.legacy_subscribers: set[Subscriber] = set()
+        self.log = env.event_log(session_id, seq)
+        self.audience = Audience(
+            self.legacy_frame, env.settings.legacy_stream_min_interval_ms, env.hooks.events_sent
+        )
         self.last_active = time.monotonic()
         self.closed = False
+        # Set when another worker has taken this session over: nothing more may be written.
+        self.fenced = False
         self.turns = Turns(self, env.runner, env.settings)
         self._open: list[Message] = []
         self._legacy_cache: tuple[int, bytes] | None = None
-        self._legacy_flush: asyncio.Handle | None = None
-        self._legacy_last_flush = 0.0
         self._stream_saved_at = 0.0
         if stored is not None:
             self.wallet.pending = stored.pending_wallet_tx
@@ -112,6 +117,8 @@ class Session:
 
     def save(self) -> None:
         """Queue this session's own row (network, title, activity) for the store."""
+        if self.fenced:
+            return
         self.env.store.save_session(
             self.id,
             network=self.network,
@@ -121,6 +128,8 @@ class Session:
         )
 
     def _save(self, message: Message) -> None:
+        if self.fenced:
+            return
         # Messages being saved are almost always the newest: search from the end.
         index = next(
             i for i in range(len(self.messages) - 1, -1, -1) if self.messages[i] is message
@@ -129,6 +138,10 @@ class Session:
 
     def recover_cut_turn(self) -> None:
         """A reply still "streaming" on disk was cut off by a crash: say so, once."""
+        if self._close_cut():
+            self.add_system_message(INTERRUPTED_BY_RESTART)
+
+    def _close_cut(self) -> bool:
         cut = [message for message in self.messages if message.is_streaming]
         for message in cut:
             if message.tool is not None:
@@ -136,7 +149,18 @@ class Session:
             message.is_streaming = False
             message.status = MessageStatus.INTERRUPTED
             self._save(message)
-        if cut:
+        return bool(cut)
+
+    def take_over_turn(self, *, resume: bool) -> None:
+        """Another worker died running this session's turn: close what it left open,
+        resync every stream, and (with `resume`) let the agent go on from its last
+        finished step. The history holds every finished tool round trip, so none repeats.
+        """
+        self._close_cut()
+        self._emit("snapshot", {**self.state(), "seq": self.log.seq + 1})
+        if resume:
+            self.turns.follow_up(self.add_system_message(RESUMED_AFTER_FAILOVER))
+        else:
             self.add_system_message(INTERRUPTED_BY_RESTART)
 
     def _trim_memory(self) -> None:
@@ -157,7 +181,7 @@ class Session:
     @property
     def is_idle(self) -> bool:
         """No running turn and nobody listening: the expiry sweep may evict it."""
-        return not self.turns.running and not self.subscribers and not self.legacy_subscribers
+        return not self.turns.running and not self.audience
 
     def flags(self) -> dict[str, Any]:
         """The non-message part of the state, as sent in `state` events."""
@@ -204,53 +228,20 @@ class Session:
         subscriber.snapshot = (
             self.snapshot_frame if subscriber.kind is StreamKind.EVENTS else self.legacy_frame
         )
-        if subscriber.kind is StreamKind.EVENTS:
-            self.subscribers.add(subscriber)
-        else:
-            self.legacy_subscribers.add(subscriber)
+        self.audience.add(subscriber)
 
     def detach(self, subscriber: Subscriber) -> None:
         """Stop delivering to `subscriber`; the session may become idle."""
-        self.subscribers.discard(subscriber)
-        self.legacy_subscribers.discard(subscriber)
+        self.audience.discard(subscriber)
         self.last_active = time.monotonic()
-
-    def resume_frames(self, last_event_id: int | None) -> list[bytes]:
-        """What a (re)connecting events stream gets first: the missed events or a snapshot."""
-        if last_event_id is not None:
-            missed = self.log.since(last_event_id)
-            if missed is not None:
-                return missed
-        return [self.snapshot_frame()]
 
     # ---- changes -------------------------------------------------------------------
 
     def _emit(self, event_type: str, data: Any) -> None:
-        _, frame = self.log.append(event_type, data)
-        for subscriber in self.subscribers:
-            subscriber.push(frame)
-        sent = len(self.subscribers)
-        if self.legacy_subscribers:
-            self._schedule_legacy_flush()
-        if sent:
-            self.env.hooks.events_sent(sent)
-
-    def _schedule_legacy_flush(self) -> None:
-        if self._legacy_flush is not None:
+        if self.fenced:
             return
-        loop = asyncio.get_running_loop()
-        interval = self.env.settings.legacy_stream_min_interval_ms / 1000
-        delay = max(0.0, self._legacy_last_flush + interval - loop.time())
-        self._legacy_flush = loop.call_later(delay, self._flush_legacy)
-
-    def _flush_legacy(self) -> None:
-        self._legacy_flush = None
-        self._legacy_last_flush = asyncio.get_running_loop().time()
-        frame = self.legacy_frame()
-        for subscriber in self.legacy_subscribers:
-            subscriber.push_state(frame)
-        if self.legacy_subscribers:
-            self.env.hooks.events_sent(len(self.legacy_subscribers))
+        _, frame = self.log.append(event_type, data)
+        self.audience.publish(frame)
 
     def emit_state(self) -> None:
         """Announce a change of flags, network or readiness."""
@@ -453,14 +444,16 @@ class Session:
             return
         await self.turns.close()
         self.closed = True
-        if self._legacy_flush is not None:
-            self._legacy_flush.cancel()
-            self._legacy_flush = None
         self._emit("session.closed", {"reason": reason})
-        frame = self.legacy_frame()
-        for subscriber in self.legacy_subscribers:
-            subscriber.push_state(frame)
-        for subscriber in (*self.subscribers, *self.legacy_subscribers):
+        self.audience.close()
+
+    def fence(self) -> None:
+        """Another worker holds this session now: stop its turn without writing a thing,
+        and end this worker's streams so that they reconnect to the session's new holder."""
+        self.fenced = True
+        self.closed = True
+        self.turns.abandon()
+        for subscriber in (*self.audience.typed, *self.audience.legacy):
             subscriber.close()
 
     # ---- what the turn machine asks of its session -----------------------------------
@@ -472,11 +465,16 @@ class Session:
                 message.tool.interrupt()
             self.finish_message(message, status)
 
+    async def checkpoint(self) -> None:
+        """Make what the turn wrote so far durable (after each finished tool round trip),
+        so a worker that takes over never repeats it."""
+        await self.env.store.flush()
+
     def turn_started(self) -> None:
         """A turn task began."""
-        self.env.hooks.turn_started()
+        self.env.hooks.turn_started(self.id)
 
     def turn_ended(self) -> None:
         """A turn task ended: the session is active until now."""
         self.last_active = time.monotonic()
-        self.env.hooks.turn_ended()
+        self.env.hooks.turn_ended(self.id)

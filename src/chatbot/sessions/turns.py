@@ -139,6 +139,14 @@ class Turns:
         self._interrupt_note = ""
         await self.interrupt()
 
+    def abandon(self) -> None:
+        """Cancel the running turn without waiting for it; start nothing after it."""
+        self._closed = True
+        self._interrupt_note = ""
+        self._queue.clear()
+        if self._task is not None:
+            self._task.cancel()
+
     def _start(self, trigger: Message) -> None:
         self._interrupt_note = None
         task = asyncio.create_task(self._run(trigger), name=f"turn-{redact(self._host.id)}")

@@ -28,7 +28,7 @@ logger = logging.getLogger("chatbot.store")
 
 CONNECT_TIMEOUT_SECONDS: Final = 10
 """How long opening the store waits for Postgres to answer."""
-ACQUIRE_TIMEOUT_SECONDS: Final = 2.0
+ACQUIRE_TIMEOUT_SECONDS: Final = 5.0
 """How long a read or a batch waits for a connection before the database counts as away."""
 POOL_MAX_SIZE: Final = 4
 MIGRATION_LOCK: Final = 0x63686174626F74

@@ -1,0 +1,60 @@
+"""Lua scripts that make a lease check and the write it guards one atomic step.
+
+A worker that lost a session's lease (it paused past TURN_LEASE_SECONDS and another
+worker took over) must not write: every append, renewal and release names the token
+it believes holds the lease, and Redis refuses when that is no longer so.
+"""
+
+from __future__ import annotations
+
+APPEND = """
+-- What one event-loop step wrote, for every session at once: one call, not one per session.
+-- KEYS: per session, its lease, events stream and live channel
+-- ARGV: token, maxlen, ttl_ms, then per session: how many frames, then seq, frame pairs
+-- Returns the (1-based) positions of the sessions whose lease this worker no longer holds.
+local lost = {}
+local at = 4
+for s = 1, #KEYS / 3 do
+  local lease, stream, channel = KEYS[3 * s - 2], KEYS[3 * s - 1], KEYS[3 * s]
+  local count = tonumber(ARGV[at])
+  if redis.call('GET', lease) ~= ARGV[1] then
+    lost[#lost + 1] = s
+  else
+    local frames = {}
+    for i = at + 1, at + 2 * count, 2 do
+      redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], ARGV[i] .. '-0', 'f', ARGV[i + 1])
+      frames[#frames + 1] = ARGV[i + 1]
+    end
+    redis.call('PEXPIRE', stream, ARGV[3])
+    redis.call('PUBLISH', channel, table.concat(frames))
+  end
+  at = at + 1 + 2 * count
+end
+return lost
+"""
+
+RENEW = """
+-- KEYS: the leases of this worker's sessions; ARGV: token, ttl_ms
+-- Returns the indexes (1-based) of leases now held by another worker. A lease that is
+-- simply gone (Redis restarted empty) is taken again: nobody else holds it.
+local lost = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+  elseif not holder then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+  else
+    lost[#lost + 1] = i
+  end
+end
+return lost
+"""
+
+RELEASE = """
+-- KEYS: leases; ARGV: token. Frees only what this worker still holds.
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 0
+"""

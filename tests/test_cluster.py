@@ -1,0 +1,399 @@
+"""Cluster mode: three workers on one Redis and one Postgres; any worker answers for any session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.cluster import run_cluster
+from tests.fakes.llm import FakeLLM, Reply, ToolCall
+from tests.postgres import Postgres, fresh_database
+from tests.redis import Redis, run_redis
+from tests.server import RunningServer
+from tests.sse import EventsView, SSEReader, is_idle_state, open_sse
+
+
+@pytest.fixture(scope="module")
+async def workers(
+    redis_server: Redis, postgres_server: Postgres
+) -> AsyncIterator[list[RunningServer]]:
+    """Three workers, scripted at 50 tokens/s, shared by the tests that leave them running
+    (each uses sessions of its own)."""
+    async with (
+        fresh_database(postgres_server, f"cluster_{uuid.uuid4().hex[:12]}") as database_url,
+        run_cluster(
+            3,
+            redis_url=redis_server.url,
+            prefix=f"t{uuid.uuid4().hex[:10]}:",
+            database_url=database_url,
+            SCRIPTED_TOKENS_PER_SECOND="50",
+        ) as running,
+    ):
+        yield running
+
+
+async def read_reply(reader: SSEReader, view: EventsView) -> None:
+    """Apply events until the turn is over."""
+    while True:
+        event = await reader.next()
+        view.apply(event)
+        if is_idle_state(event) and any(m["sender"] == "agent" for m in view.messages.values()):
+            return
+
+
+async def test_chat_on_one_worker_streams_on_the_others(workers: list[RunningServer]) -> None:
+    """Chat on A; the events stream on B and the legacy stream on C see every delta."""
+    a, b, c = workers
+    sid = f"c-{uuid.uuid4().hex[:12]}"
+    async with (
+        a.client() as on_a,
+        b.client() as on_b,
+        c.client() as on_c,
+        open_sse(on_b, f"/api/sessions/{sid}/events") as events,
+        open_sse(on_c, f"/api/chat/stream?session_id={sid}") as legacy,
+    ):
+        view = EventsView()
+        view.apply(await events.next())
+        assert (await legacy.next()).json()["messages"] == []
+        response = await on_a.post(
+            "/api/chat", json={"message": "hello cluster", "session_id": sid}
+        )
+        assert response.status_code == 200, response.text
+        await read_reply(events, view)
+        reply = next(m for m in view.messages.values() if m["sender"] == "agent")
+        assert reply["content"] == "You said: hello cluster"
+        assert "".join(view.deltas[reply["id"]]) == reply["content"]
+        while True:
+            state = (await legacy.next()).json()
+            agent = [m for m in state["messages"] if m["sender"] == "agent"]
+            if agent and not state["is_processing"]:
+                assert agent[0]["content"] == "You said: hello cluster"
+                break
+        state_on_c = (await on_c.get("/api/state", params={"session_id": sid})).json()
+        assert [m["content"] for m in state_on_c["messages"]] == [
+            "hello cluster",
+            "You said: hello cluster",
+        ]
+
+
+def sid_for(test: str) -> str:
+    """A session id no other test uses."""
+    return f"{test}-{uuid.uuid4().hex[:10]}"
+
+
+async def test_a_stream_dropped_on_one_worker_resumes_on_another(
+    workers: list[RunningServer],
+) -> None:
+    """Drop the events stream on B mid-reply, reconnect on C with Last-Event-ID: no gap, no dupe."""
+    a, b, c = workers
+    sid = sid_for("resume")
+    text = " ".join(f"w{i}" for i in range(60))
+    async with a.client() as on_a, b.client() as on_b, c.client() as on_c:
+        view = EventsView()
+        async with open_sse(on_b, f"/api/sessions/{sid}/events") as events:
+            view.apply(await events.next())
+            response = await on_a.post("/api/chat", json={"message": text, "session_id": sid})
+            assert response.status_code == 200, response.text
+            while not any(len(d) >= 5 for d in view.deltas.values()):
+                view.apply(await events.next())
+        headers = {"Last-Event-ID": str(view.last_seq)}
+        async with open_sse(on_c, f"/api/sessions/{sid}/events", headers=headers) as resumed:
+            first = await resumed.next()
+            assert first.event != "snapshot", "the missed events are replayed, not a snapshot"
+            view.apply(first)
+            await read_reply(resumed, view)
+    reply = next(m for m in view.messages.values() if m["sender"] == "agent")
+    assert reply["content"] == f"You said: {text}"
+    assert "".join(view.deltas[reply["id"]]) == reply["content"]
+
+
+@pytest.mark.parametrize("policy", ["reject", "queue"])
+async def test_busy_policy_holds_across_workers(
+    redis_server: Redis, redis_prefix: str, postgres_url: str, policy: str
+) -> None:
+    """A second message on B while A runs the turn: 409 under reject, queued under queue."""
+    async with run_cluster(
+        2,
+        redis_url=redis_server.url,
+        prefix=redis_prefix,
+        database_url=postgres_url,
+        BUSY_POLICY=policy,
+        SCRIPTED_TOKENS_PER_SECOND="20",
+    ) as (a, b):
+        sid = sid_for(policy)
+        async with a.client() as on_a, b.client() as on_b:
+            first = await on_a.post(
+                "/api/chat", json={"message": "one two three four", "session_id": sid}
+            )
+            assert first.status_code == 200
+            assert first.json()["is_processing"] is True
+            second = await on_b.post("/api/chat", json={"message": "second", "session_id": sid})
+            if policy == "reject":
+                assert second.status_code == 409, second.text
+                assert second.json()["error"]["code"] == "session_busy"
+            else:
+                assert second.status_code == 200, second.text
+                assert [m["content"] for m in second.json()["queued"]] == ["second"]
+
+
+async def test_interrupt_on_one_worker_stops_the_turn_on_another(
+    redis_server: Redis, redis_prefix: str, postgres_url: str
+) -> None:
+    """Interrupt on C stops the turn on A: the provider sees its stream closed; the partial
+    reply stays, marked interrupted."""
+    async with FakeLLM.start("openai") as fake:
+        fake.script(Reply(["tick "] * 400, delay=0.03))
+        async with run_cluster(
+            3,
+            redis_url=redis_server.url,
+            prefix=redis_prefix,
+            database_url=postgres_url,
+            **fake.env(),
+        ) as (a, _b, c):
+            sid = sid_for("interrupt")
+            async with a.client() as on_a, c.client() as on_c:
+                view = EventsView()
+                async with open_sse(on_c, f"/api/sessions/{sid}/events") as events:
+                    view.apply(await events.next())
+                    await on_a.post("/api/chat", json={"message": "count", "session_id": sid})
+                    while not any(len(d) >= 3 for d in view.deltas.values()):
+                        view.apply(await events.next())
+                    response = await on_c.post("/api/interrupt", json={"session_id": sid})
+                    await fake.wait_disconnect(timeout=5)
+                    assert response.status_code == 200, response.text
+                    state = response.json()
+                    assert state["is_processing"] is False
+                    partial = next(m for m in state["messages"] if m["sender"] == "agent")
+                    assert partial["status"] == "interrupted"
+                    assert partial["content"].startswith("tick tick tick")
+
+
+PROPOSAL = {
+    "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    "value": "1000",
+    "description": "A test transfer",
+}
+
+
+async def test_a_wallet_result_resolves_exactly_once_across_workers(
+    workers: list[RunningServer],
+) -> None:
+    """A turn on A proposes a transaction; two results at once on B and C: one 200, one 409."""
+    a, b, c = workers
+    sid = sid_for("wallet")
+    async with a.client() as on_a, b.client() as on_b, c.client() as on_c:
+        async with open_sse(on_b, f"/api/sessions/{sid}/events") as events:
+            await events.next()
+            message = f"/tool send_transaction_to_wallet {json.dumps(PROPOSAL)}"
+            await on_a.post("/api/chat", json={"message": message, "session_id": sid})
+            (request,) = [
+                e
+                for e in await events.until(lambda e: e.event == "wallet.request")
+                if e.event == "wallet.request"
+            ]
+        tx_id = request.json()["tx"]["id"]
+        body = {"session_id": sid, "tx_id": tx_id, "status": "rejected"}
+        answers = await asyncio.gather(
+            on_b.post("/api/wallet/result", json=body), on_c.post("/api/wallet/result", json=body)
+        )
+        assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+
+
+async def test_delete_on_one_worker_ends_streams_on_the_others(
+    workers: list[RunningServer],
+) -> None:
+    """DELETE on B: the streams on A and C end with `session.closed`."""
+    a, b, c = workers
+    sid = sid_for("delete")
+    async with a.client() as on_a, b.client() as on_b, c.client() as on_c:
+        await on_b.post("/api/chat", json={"message": "hello", "session_id": sid})
+        async with (
+            open_sse(on_a, f"/api/sessions/{sid}/events") as on_a_events,
+            open_sse(on_c, f"/api/sessions/{sid}/events") as on_c_events,
+        ):
+            await on_a_events.next()
+            await on_c_events.next()
+            response = await on_b.delete(f"/api/sessions/{sid}")
+            assert response.status_code == 204, response.text
+            for stream in (on_a_events, on_c_events):
+                rest = await stream.rest()
+                assert rest
+                assert rest[-1].event == "session.closed"
+        gone = await on_c.get("/api/state", params={"session_id": sid})
+        assert gone.status_code == 404
+
+
+async def test_three_hundred_sessions_over_three_workers_stay_apart(
+    workers: list[RunningServer],
+) -> None:
+    """300 sessions with unique words: chatted on one worker, streamed on the next, read on
+    the third; no word crosses sessions, in streams or states."""
+    unbounded = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    clients = [worker.client(limits=unbounded) for worker in workers]
+    ids = [sid_for(f"many{i}") for i in range(300)]
+    words = {sid: f"word{uuid.uuid4().hex[:8]}" for sid in ids}
+
+    async def one(index: int, sid: str) -> None:
+        streaming, chatting, reading = (clients[(index + k) % 3] for k in range(3))
+        async with open_sse(streaming, f"/api/sessions/{sid}/events") as events:
+            seen = [await events.next()]
+            response = await chatting.post(
+                "/api/chat", json={"message": words[sid], "session_id": sid}
+            )
+            assert response.status_code == 200, response.text
+            seen += await events.until(is_idle_state, timeout=30)
+        state = (await reading.get("/api/state", params={"session_id": sid})).json()
+        for text in (" ".join(e.data for e in seen), json.dumps(state["messages"])):
+            assert words[sid] in text
+            assert [w for s, w in words.items() if s != sid and w in text] == []
+
+    try:
+        await asyncio.gather(*(one(i, sid) for i, sid in enumerate(ids)))
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_a_worker_killed_mid_turn_is_taken_over_without_repeating_a_step(
+    redis_server: Redis, redis_prefix: str, postgres_url: str
+) -> None:
+    """kill -9 of the worker running a two-step turn, after its tool call: another worker
+    continues within TURN_LEASE_SECONDS + 2 s; the tool call is not made again; a stream
+    that was on the dead worker resumes elsewhere with no gap; the history is complete."""
+    lease = 2.0
+    async with FakeLLM.start("openai") as fake:
+        fake.script(
+            ToolCall("send_transaction_to_wallet", PROPOSAL),
+            Reply(["tick "] * 400, delay=0.03),
+            Reply.words("Picked up where the other worker stopped."),
+        )
+        async with run_cluster(
+            3,
+            redis_url=redis_server.url,
+            prefix=redis_prefix,
+            database_url=postgres_url,
+            TURN_LEASE_SECONDS=str(lease),
+            **fake.env(),
+        ) as (a, b, c):
+            sid = sid_for("failover")
+            async with a.client() as on_a, b.client() as on_b, c.client() as on_c:
+                on_b_view, on_a_view = EventsView(), EventsView()
+                async with (
+                    open_sse(on_b, f"/api/sessions/{sid}/events") as on_b_events,
+                    open_sse(on_a, f"/api/sessions/{sid}/events") as on_a_events,
+                ):
+                    on_b_view.apply(await on_b_events.next())
+                    on_a_view.apply(await on_a_events.next())
+                    await on_a.post("/api/chat", json={"message": "send it", "session_id": sid})
+                    for view, stream in ((on_a_view, on_a_events), (on_b_view, on_b_events)):
+                        while not any(len(d) >= 3 for d in view.deltas.values()):
+                            view.apply(await stream.next())
+                    a.process.kill()
+                    killed_at = time.monotonic()
+                    await a.process.wait()
+
+                    # The stream on B goes on: a snapshot from the new holder, then its reply.
+                    event = await on_b_events.until(
+                        lambda e: e.event == "snapshot" and int(e.id or 0) > 1,
+                        timeout=lease + 10,
+                    )
+                    took_over_after = time.monotonic() - killed_at
+                    for seen in event[:-1]:
+                        on_b_view.apply(seen)
+                    shown = {id: m["content"] for id, m in on_b_view.messages.items()}
+                    on_b_view.apply(event[-1])
+                    for message_id, content in shown.items():
+                        assert on_b_view.messages[message_id]["content"] == content
+                    while (
+                        "Picked up where the other worker stopped."
+                        not in [m["content"] for m in on_b_view.messages.values()]
+                        or on_b_view.flags["is_processing"]
+                    ):
+                        on_b_view.apply(await on_b_events.next(timeout=15))
+                assert took_over_after <= lease + 2, took_over_after
+
+                # The stream that was on the dead worker resumes on C from where it was.
+                headers = {"Last-Event-ID": str(on_a_view.last_seq)}
+                async with open_sse(
+                    on_c, f"/api/sessions/{sid}/events", headers=headers
+                ) as resumed:
+                    while on_a_view.last_seq < on_b_view.last_seq:
+                        on_a_view.apply(await resumed.next())
+                assert on_a_view.contents() == on_b_view.contents()
+
+                # The tool ran once: one proposal, and the model was asked three times, the
+                # last time with the tool's result in its history.
+                assert len(fake.requests) == 3
+                history = json.dumps(fake.requests[2].messages)
+                assert history.count("send_transaction_to_wallet") == 1
+                assert len(fake.requests[2].tool_results()) == 1
+
+                page = (await on_c.get(f"/api/sessions/{sid}/messages")).json()["messages"]
+                tools = [m for m in page if m["tool"] is not None]
+                assert [t["tool"]["status"] for t in tools] == ["success"]
+                agents = [m for m in page if m["sender"] == "agent" and m["tool"] is None]
+                assert agents[0]["status"] == "interrupted"
+                assert agents[0]["content"].startswith("tick tick tick")
+                assert agents[0]["content"] == shown[agents[0]["id"]], "the text shown is kept"
+                assert agents[-1]["content"] == "Picked up where the other worker stopped."
+                assert agents[-1]["status"] == "complete"
+                assert any("picks up" in m["content"] for m in page if m["sender"] == "system")
+                state = (await on_b.get("/api/state", params={"session_id": sid})).json()
+                assert state["wallet_tx"] is not None, "the proposal is still pending, once"
+
+
+async def test_redis_going_away_answers_503_and_service_comes_back(
+    redis_prefix: str, postgres_url: str
+) -> None:
+    """Redis stopped: writes answer 503 with Retry-After, no 500, nothing stored is lost;
+    Redis back: the same workers serve as before, by themselves."""
+    async with (
+        run_redis() as redis,
+        run_cluster(2, redis_url=redis.url, prefix=redis_prefix, database_url=postgres_url) as (
+            a,
+            b,
+        ),
+        a.client() as on_a,
+        b.client() as on_b,
+    ):
+        sid = sid_for("outage")
+        async with open_sse(on_b, f"/api/sessions/{sid}/events") as events:
+            await events.next()
+            await on_a.post("/api/chat", json={"message": "before", "session_id": sid})
+            await events.until(is_idle_state)
+        await redis.stop()
+        for client in (on_a, on_b):
+            response = await client.post("/api/chat", json={"message": "during", "session_id": sid})
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "backend_unavailable"
+            assert int(response.headers["retry-after"]) >= 1
+        await redis.start()
+
+        async def chat_when_back(client: httpx.AsyncClient, text: str) -> httpx.Response:
+            for _ in range(30):
+                response = await client.post("/api/chat", json={"message": text, "session_id": sid})
+                if response.status_code != 503:
+                    return response
+                await asyncio.sleep(float(response.headers["retry-after"]) / 4)
+            raise AssertionError("the cluster did not come back")
+
+        response = await chat_when_back(on_b, "after")
+        assert response.status_code == 200, response.text
+        contents = [m["content"] for m in response.json()["messages"]]
+        assert contents[:3] == ["before", "You said: before", "after"]
+        assert "during" not in contents
+
+
+async def test_metrics_show_the_whole_cluster(workers: list[RunningServer]) -> None:
+    """Each worker's /metrics has its own figures and the cluster's: three workers."""
+    async with workers[0].client() as on_a:
+        text = (await on_a.get("/metrics")).text
+    assert "chatbot_sessions_active" in text
+    (line,) = [line for line in text.splitlines() if line.startswith("chatbot_cluster_workers")]
+    assert float(line.split()[-1]) == 3
