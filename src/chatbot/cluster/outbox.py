@@ -10,10 +10,13 @@ Turn markers (which sessions run a turn, for failover) travel in the same pipeli
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from chatbot.cluster.keys import Keys
 from chatbot.cluster.link import REDIS_DOWN, Link
@@ -44,8 +47,11 @@ class Outbox:
         self.events_ttl_ms = events_ttl_ms
         self.lease_ms = lease_ms
         self.on_lost = on_lost
-        self._append = link.redis.register_script(APPEND)
-        self._events: dict[str, list[Any]] = {}
+        # Called by its SHA in the pipeline, not as a registered Script: redis-py asks
+        # `SCRIPT EXISTS` before every pipeline that holds a Script, one more round trip
+        # per trip (docs/BENCHMARKS.md). A Redis that restarted empty answers NOSCRIPT once.
+        self._sha = hashlib.sha1(APPEND.encode()).hexdigest().encode()
+        self._events: dict[str, list[bytes]] = {}
         self._turns: dict[str, bool] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -76,9 +82,9 @@ class Outbox:
         """Queue one frame of a session this worker holds."""
         batch = self._events.get(session_id)
         if batch is None:
-            self._events[session_id] = [seq, frame]
+            self._events[session_id] = [b"%d" % seq, frame]
         else:
-            batch += (seq, frame)
+            batch += (b"%d" % seq, frame)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -113,38 +119,76 @@ class Outbox:
             for session_id in results:
                 self.on_lost(session_id)
 
-    async def _send(self, events: dict[str, list[Any]], turns: dict[str, bool]) -> list[str]:
-        """One round trip: every session's frames in one script call, then turn markers.
+    async def _send(self, events: dict[str, list[bytes]], turns: dict[str, bool]) -> list[str]:
+        """Every session's frames in one script call, then the turn markers.
 
         Returns the sessions whose lease another worker has taken."""
-        keys = self.keys
-        pipe = self.link.redis.pipeline(transaction=False)
-        sessions = list(events)
-        if sessions:
-            names: list[str] = []
-            args: list[Any] = [self.token, self.buffer, self.events_ttl_ms]
-            for session_id in sessions:
-                names += (keys.lease(session_id), keys.events(session_id), keys.channel(session_id))
-                batch = events[session_id]
-                args.append(len(batch) // 2)
-                args += batch
-            await self._append(keys=names, args=args, client=pipe)
-        until = int(time.time() * 1000) + self.lease_ms
-        for session_id, running in turns.items():
-            if running:
-                pipe.zadd(keys.turns, {session_id: until})
-            else:
-                pipe.zrem(keys.turns, session_id)
-        results: list[Any] = await pipe.execute()
-        return [sessions[index - 1] for index in results[0]] if sessions else []
+        lost: list[str] = []
+        if events:
+            lost = await self._append(events)
+        if turns:
+            keys = self.keys
+            pipe = self.link.redis.pipeline(transaction=False)
+            until = int(time.time() * 1000) + self.lease_ms
+            for session_id, running in turns.items():
+                if running:
+                    pipe.zadd(keys.turns, {session_id: until})
+                else:
+                    pipe.zrem(keys.turns, session_id)
+            await pipe.execute()
+        return lost
 
-    def _requeue(self, events: dict[str, list[Any]], turns: dict[str, bool]) -> None:
+    async def _append(self, events: dict[str, list[bytes]]) -> list[str]:
+        """EVALSHA of APPEND, its request written out here rather than by redis-py.
+
+        Its arguments are mostly frames already in bytes; redis-py's command packing and
+        its `SCRIPT EXISTS` check before each pipeline were most of a worker's cost per
+        shipped event (docs/BENCHMARKS.md). The reply goes through redis-py's parser.
+        """
+        keys = self.keys
+        sessions = list(events)
+        names: list[bytes] = []
+        args: list[bytes] = [self.token.encode(), b"%d" % self.buffer, b"%d" % self.events_ttl_ms]
+        for session_id in sessions:
+            names += (
+                keys.lease(session_id).encode(),
+                keys.events(session_id).encode(),
+                keys.channel(session_id).encode(),
+            )
+            batch = events[session_id]
+            args.append(b"%d" % (len(batch) // 2))
+            args += batch
+        command = resp([b"EVALSHA", self._sha, b"%d" % len(names), *names, *args])
+        pool = self.link.redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            try:
+                await connection.send_packed_command(command, check_health=False)
+                lost = await connection.read_response()
+            except NoScriptError:  # Redis restarted empty: load the script once, again
+                await connection.send_packed_command(resp([b"SCRIPT", b"LOAD", APPEND.encode()]))
+                await connection.read_response()
+                await connection.send_packed_command(command, check_health=False)
+                lost = await connection.read_response()
+        finally:
+            await pool.release(connection)
+        return [sessions[index - 1] for index in lost]
+
+    def _requeue(self, events: dict[str, list[bytes]], turns: dict[str, bool]) -> None:
         """Put a failed trip back in front of what came since, at most EVENT_BUFFER_SIZE each."""
         for session_id, batch in events.items():
             merged = batch + self._events.get(session_id, [])
             self._events[session_id] = merged[-2 * self.buffer :]
         for session_id, running in turns.items():
             self._turns.setdefault(session_id, running)
+
+
+def resp(parts: list[bytes]) -> bytes:
+    """One command in Redis's wire protocol (RESP2): an array of bulk strings."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out += (b"$%d\r\n" % len(part), part, b"\r\n")
+    return b"".join(out)
 
 
 class SharedLog(MemoryEventLog):
