@@ -885,7 +885,7 @@ def _cluster(data: dict[str, Any], plots: Path, base: Path) -> str:
                 f"trips of {_num(c['batch_in_c'], 1)} events. Redis alone does "
                 f"{c['ceiling_events_per_core_s']:,.0f} events per second of its core at the "
                 f"nearest batch (K = {c['ceiling_batch']}); in that run, counting everything it "
-                "did (leases, pub/sub to the workers that mirror, the trips' `SCRIPT EXISTS`), "
+                "did (leases, pub/sub to the workers that mirror), "
                 f"{c['in_situ_events_per_core_s']:,.0f}. One Redis core: "
                 f"{c['workers_at_c_rate']:.0f} workers at that rate, "
                 f"{busy_low:.0f} to {max(c['busy_workers'], c['busy_workers_in_situ']):.0f} "
@@ -910,8 +910,9 @@ def _cluster(data: dict[str, Any], plots: Path, base: Path) -> str:
     sections = [
         "## Cluster",
         "Cluster mode (`REDIS_URL`): each worker runs the turns of the sessions it holds "
-        "and ships each event-loop step's events to Redis in one trip (a pipeline: one "
-        "`EVALSHA` of the outbox's script, which per session checks the lease, `XADD`s the "
+        "and ships each event-loop step's events to Redis in one trip (one `EVALSHA` of the "
+        "outbox's script, written out as RESP by the outbox, which per session checks the "
+        "lease, `XADD`s the "
         "frames to the session's stream and `PUBLISH`es them on its channel); a worker with "
         "a stream on a session it does not hold receives the frames by pub/sub and fans "
         "them out. Measured: the fan-out load (the same load generator, token script, ramp "
@@ -989,8 +990,9 @@ def _cluster(data: dict[str, Any], plots: Path, base: Path) -> str:
         _link(path, base, "CPU per 1,000 tokens by mode, stacked by process"),
         "### What Redis did\n\nFrom Redis's own counters over the same window (`INFO "
         "commandstats`, `INFO stats`): the events it stored (`XADD`s), the outbox's trips "
-        "(`EVALSHA`s) and the `SCRIPT EXISTS` that redis-py's pipeline sends ahead of each "
-        "one (it checks every script of a pipeline on every `execute`), the commands the "
+        "(`EVALSHA`s) and any `SCRIPT EXISTS` ahead of them (redis-py's pipeline sends one "
+        "before every `execute` that holds a registered script, which is why the outbox "
+        "writes its call itself: the column shows none is left), the commands the "
         "workers sent per delivered token (a script's inner commands not counted), the "
         "time Redis spent in commands (its own wall-clock timing: on a busy machine it "
         "includes time Redis waited for its core, and a script blocks Redis all that "
@@ -1076,10 +1078,11 @@ def _cluster_meaning(
             "second figure. Cluster mode buys failover, no sticky sessions and more machines, "
             "not more tokens per core. "
             f"Each worker makes {work.get('trips_per_s', 0) / 2:,.0f} trips to Redis a second "
-            f"({_num(work.get('frames_per_trip'), 1)} events each, every one a pipeline "
-            "behind a `SCRIPT EXISTS`), and a worker that streams a session it does not "
-            "hold also reads every frame from pub/sub: that is where its extra CPU goes, in "
-            "redis-py's packing and parsing"
+            f"({_num(work.get('frames_per_trip'), 1)} events each: small trips, whose fixed "
+            "cost per trip dominates at this load; at 1,000x20 trips carry ~40-100 events "
+            "and the ratio falls to the figures in the targets), and a worker that streams a "
+            "session it does not hold also reads every frame from pub/sub: that is where its "
+            "extra CPU goes"
             + ("." if cl.get("hiredis") else " (pure Python here: hiredis is not installed).")
         )
     heavy = max(cl["points"], key=lambda point: point[0] * point[1])

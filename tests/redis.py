@@ -23,6 +23,7 @@ import pytest
 import redis.asyncio
 import redis.exceptions
 
+from chatbot.launch import redis_command
 from tests.server import free_port
 
 
@@ -57,23 +58,7 @@ class Redis:
         """Start the server on its port; returns once it answers there."""
         assert REDIS_SERVER is not None, "redis-server is not installed"
         # A throwaway server needs no persistence; --dir keeps any stray file out of the cwd.
-        command = [
-            REDIS_SERVER,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--protected-mode",
-            "no",
-            "--dir",
-            str(self.work_dir),
-        ]
+        command = redis_command(REDIS_SERVER, self.port, self.work_dir)
         # Output goes to a file, not a pipe: nobody has to drain it, and it outlives restarts.
         with self.log_file.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(

@@ -258,6 +258,25 @@ class _Child:
             self.process.wait()
 
 
+def redis_command(binary: str, port: int, directory: Path) -> list[str]:
+    """A private, throwaway redis-server on 127.0.0.1: no persistence, files in `directory`."""
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--dir",
+        str(directory),
+    ]
+
+
 class _Launcher:
     """The cluster's processes, started in order and stopped in reverse."""
 
@@ -270,21 +289,7 @@ class _Launcher:
         self.redis_port = _free_port()
         self.redis = _Child(
             "redis-server",
-            [
-                redis_server,
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--dir",
-                str(self.dir),
-            ],
+            redis_command(redis_server, self.redis_port, self.dir),
             output=self.dir / "redis.log",
             setup=setup,
         )

@@ -32,10 +32,9 @@ from chatbot.config import Settings
 from chatbot.errors import BackendUnavailable, ChatbotError, SessionNotFound
 from chatbot.metrics import ClusterGauges
 from chatbot.model import new_session_id, redact
-from chatbot.sessions.audience import Audience
 from chatbot.sessions.events import EventLog, Subscriber
 from chatbot.sessions.manager import SessionManager, Stage
-from chatbot.sessions.service import OPERATIONS, Answer, Args, LocalSessions
+from chatbot.sessions.service import OPERATIONS, Answer, Args
 from chatbot.sessions.session import Session
 
 __all__ = ["Cluster"]
@@ -76,9 +75,8 @@ class Cluster:
             replay=self.replay,
             subscribe=self._follow,
             unsubscribe=self._unfollow,
-            audience=lambda frame: Audience(
-                frame, settings.legacy_stream_min_interval_ms, manager.events_sent
-            ),
+            legacy_interval_ms=settings.legacy_stream_min_interval_ms,
+            sent=manager.events_sent,
             capacity=settings.event_buffer_size,
             snapshot_messages=settings.snapshot_messages,
         )
@@ -371,7 +369,6 @@ class ClusterSessions:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.local = LocalSessions(cluster.manager)
 
     async def run(self, session_id: str | None, op: str, args: Args, *, create: bool) -> Answer:
         """Run `op` where the session is held; take the session when nobody holds it."""
@@ -389,11 +386,15 @@ class ClusterSessions:
             # and a worker that lost the session (it stalled) learns so before writing.
             holder = await cluster.leases.holder(session_id)
             if manager.held(session_id) is not None:
-                if holder == cluster.me:
+                if holder == cluster.me or (
+                    # Gone with a Redis that restarted empty: still this worker's to take.
+                    holder is None and await cluster.leases.acquire(session_id)
+                ):
                     return await self.here(session_id, op, args)
-                # Held here, yet the lease says otherwise: another worker took over while
-                # this one stalled. Nothing more is written from here.
+                # Held here, yet another worker holds the lease: it took over while this
+                # one stalled. Nothing more is written from here.
                 manager.drop(session_id)
+                continue
             if holder is None or holder == cluster.me:
                 try:
                     adopted = await cluster.adopt(session_id, create=create and op != "delete")

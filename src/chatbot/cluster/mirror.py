@@ -20,7 +20,6 @@ from chatbot.model import redact
 from chatbot.sessions.audience import Audience
 from chatbot.sessions.events import (
     MemoryEventLog,
-    StreamKind,
     Subscriber,
     event_frame,
     state_frame,
@@ -44,14 +43,19 @@ class Mirror:
     """The state and this worker's streams of one session held elsewhere."""
 
     def __init__(
-        self, state: State, capacity: int, snapshot_messages: int, audience: Audience
+        self,
+        state: State,
+        capacity: int,
+        snapshot_messages: int,
+        interval_ms: float,
+        sent: Callable[[int], None],
     ) -> None:
         self.id: str = state["session_id"]
         self.state = state
         self.capacity = capacity
         self.snapshot_messages = snapshot_messages
         self.log = MemoryEventLog(capacity, state["seq"])
-        self.audience = audience
+        self.audience = Audience(self.snapshot_frame, self.legacy_frame, interval_ms, sent)
         self.synced = False
         self.held: list[tuple[int, str, bytes, bytes]] = []
         self.closed = False
@@ -61,9 +65,6 @@ class Mirror:
 
     def attach(self, subscriber: Subscriber) -> None:
         """Start delivering to `subscriber`."""
-        subscriber.snapshot = (
-            self.snapshot_frame if subscriber.kind is StreamKind.EVENTS else self.legacy_frame
-        )
         self.audience.add(subscriber)
 
     def detach(self, subscriber: Subscriber) -> None:
@@ -147,7 +148,8 @@ class Mirrors:
         replay: Callable[[str, int], Awaitable[list[bytes] | None]],
         subscribe: Callable[[str], Awaitable[None]],
         unsubscribe: Callable[[str], Coroutine[Any, Any, None]],
-        audience: Callable[[Callable[[], bytes]], Audience],
+        legacy_interval_ms: float,
+        sent: Callable[[int], None],
         capacity: int,
         snapshot_messages: int,
     ) -> None:
@@ -156,7 +158,8 @@ class Mirrors:
         self._replay = replay
         self._subscribe = subscribe
         self._unsubscribe = unsubscribe
-        self._audience = audience
+        self._legacy_interval_ms = legacy_interval_ms
+        self._sent = sent
         self._capacity = capacity
         self._snapshot_messages = snapshot_messages
         self._mirrors: dict[str, Mirror] = {}
@@ -197,12 +200,13 @@ class Mirrors:
         return mirror
 
     def _new(self, session_id: str) -> Mirror:
-        state = self._empty_state(session_id)
-        holder: list[Mirror] = []
-        audience = self._audience(lambda: holder[0].legacy_frame())
-        mirror = Mirror(state, self._capacity, self._snapshot_messages, audience)
-        holder.append(mirror)
-        return mirror
+        return Mirror(
+            self._empty_state(session_id),
+            self._capacity,
+            self._snapshot_messages,
+            self._legacy_interval_ms,
+            self._sent,
+        )
 
     async def _sync(self, mirror: Mirror) -> None:
         state = await self._holder_state(mirror.id)

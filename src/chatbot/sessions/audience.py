@@ -22,18 +22,21 @@ class Audience:
         "_last_flush",
         "_legacy_frame",
         "_sent",
+        "_snapshot_frame",
         "legacy",
         "typed",
     )
 
     def __init__(
         self,
+        snapshot_frame: Callable[[], bytes],
         legacy_frame: Callable[[], bytes],
         interval_ms: float,
         sent: Callable[[int], None],
     ) -> None:
         self.typed: set[Subscriber] = set()
         self.legacy: set[Subscriber] = set()
+        self._snapshot_frame = snapshot_frame
         self._legacy_frame = legacy_frame
         self._interval = interval_ms / 1000
         self._sent = sent
@@ -44,8 +47,13 @@ class Audience:
         return len(self.typed) + len(self.legacy)
 
     def add(self, subscriber: Subscriber) -> None:
-        """Start delivering to `subscriber`."""
-        (self.typed if subscriber.kind is StreamKind.EVENTS else self.legacy).add(subscriber)
+        """Start delivering to `subscriber`; a resync renders this session's state."""
+        if subscriber.kind is StreamKind.EVENTS:
+            subscriber.snapshot = self._snapshot_frame
+            self.typed.add(subscriber)
+        else:
+            subscriber.snapshot = self._legacy_frame
+            self.legacy.add(subscriber)
 
     def discard(self, subscriber: Subscriber) -> None:
         """Stop delivering to `subscriber`."""

@@ -27,7 +27,7 @@ from chatbot.model import (
     utc_timestamp,
 )
 from chatbot.sessions.audience import Audience
-from chatbot.sessions.events import EventLog, StreamKind, Subscriber, event_frame, state_frame
+from chatbot.sessions.events import EventLog, Subscriber, event_frame, state_frame
 from chatbot.sessions.notes import resolution_from_text, wallet_network_from_text
 from chatbot.sessions.ports import TurnRunner
 from chatbot.sessions.turns import INTERRUPTED_BY_USER, Turns
@@ -99,7 +99,10 @@ class Session:
         self.title = stored.title if stored else None
         self.log = env.event_log(session_id, seq)
         self.audience = Audience(
-            self.legacy_frame, env.settings.legacy_stream_min_interval_ms, env.hooks.events_sent
+            self.snapshot_frame,
+            self.legacy_frame,
+            env.settings.legacy_stream_min_interval_ms,
+            env.hooks.events_sent,
         )
         self.last_active = time.monotonic()
         self.closed = False
@@ -225,9 +228,6 @@ class Session:
 
     def attach(self, subscriber: Subscriber) -> None:
         """Start delivering this session's changes to `subscriber`."""
-        subscriber.snapshot = (
-            self.snapshot_frame if subscriber.kind is StreamKind.EVENTS else self.legacy_frame
-        )
         self.audience.add(subscriber)
 
     def detach(self, subscriber: Subscriber) -> None:
