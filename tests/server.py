@@ -96,13 +96,14 @@ async def run_chatbot(*args: str, env: dict[str, str], timeout: float = 60) -> t
 
 
 @asynccontextmanager
-async def run_server(**env: str) -> AsyncIterator[RunningServer]:
-    """Start the server with these settings, wait until it listens, stop it afterwards."""
+async def run_server(*args: str, **env: str) -> AsyncIterator[RunningServer]:
+    """Start `chatbot serve ARGS` with these settings, wait until it listens, stop it afterwards."""
     port = free_port()
     environment = server_environment(port, **env)
     process = await asyncio.create_subprocess_exec(
         *CHATBOT,
         "serve",
+        *args,
         env=environment,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

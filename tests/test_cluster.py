@@ -15,7 +15,7 @@ from tests.cluster import run_cluster
 from tests.fakes.llm import FakeLLM, Reply, ToolCall
 from tests.postgres import Postgres, fresh_database
 from tests.redis import Redis, run_redis
-from tests.server import RunningServer
+from tests.server import RunningServer, free_port, run_chatbot, run_server, server_environment
 from tests.sse import EventsView, SSEReader, is_idle_state, open_sse
 
 
@@ -397,3 +397,41 @@ async def test_metrics_show_the_whole_cluster(workers: list[RunningServer]) -> N
     assert "chatbot_sessions_active" in text
     (line,) = [line for line in text.splitlines() if line.startswith("chatbot_cluster_workers")]
     assert float(line.split()[-1]) == 3
+
+
+async def test_serve_with_workers_spreads_requests_over_processes(
+    redis_server: Redis, redis_prefix: str, postgres_url: str
+) -> None:
+    """`chatbot serve --workers 2`: two processes on one port, both answering, one cluster."""
+    async with run_server(
+        "--workers",
+        "2",
+        REDIS_URL=redis_server.url,
+        REDIS_PREFIX=redis_prefix,
+        DATABASE_URL=postgres_url,
+    ) as server:
+        fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection per request
+        async with server.client(limits=fresh) as client:
+            ids = [sid_for(f"spread{i}") for i in range(40)]
+            for sid in ids:
+                response = await client.post("/api/chat", json={"message": "hi", "session_id": sid})
+                assert response.status_code == 200, response.text
+            for sid in ids:  # every session answers on whichever worker is asked
+                state = (await client.get("/api/state", params={"session_id": sid})).json()
+                assert state["messages"][0]["content"] == "hi"
+        creators = {
+            json.loads(line)["worker"]
+            for line in server.log_text().splitlines()
+            if '"session created"' in line
+        }
+        assert len(creators) == 2, creators
+    assert server.process.returncode == 0
+
+
+async def test_serve_with_workers_needs_redis() -> None:
+    """More than one worker without REDIS_URL is refused at once, with the reason."""
+    code, _, stderr = await run_chatbot(
+        "serve", "--workers", "2", env=server_environment(free_port())
+    )
+    assert code == 2
+    assert "REDIS_URL" in stderr

@@ -136,6 +136,9 @@ def _serve(args: argparse.Namespace, settings: Settings, parser: argparse.Argume
         return _run_worker(_config(host, port), settings, parser)
     config = _config(host, port)
     sock = config.bind_socket()
+    # Listening from now on: connections wait in the backlog while the workers start (and
+    # while a dead one is replaced) instead of being refused.
+    sock.listen(config.backlog)
     return Supervisor(args.workers, sock, partial(_worker_main, host, port)).run()
 
 
