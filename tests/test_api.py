@@ -23,7 +23,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server import READY_LINE, RunningServer, free_port, run_server
+from tests.server import (
+    READY_LINE,
+    RunningServer,
+    free_port,
+    run_chatbot,
+    run_server,
+    server_environment,
+)
 from tests.sse import Event, EventsView, SSEReader, is_idle_state, open_sse
 
 NETWORKS = (
@@ -1204,3 +1211,21 @@ async def test_logs_never_contain_a_full_session_id(
         text = server.log_text()
         leaked = sorted(session_id for session_id in long_ids if session_id in text)
         assert not leaked, f"full session ids in the log of {server.url}: {leaked}"
+
+
+async def test_serving_beyond_this_machine_without_authentication_is_refused() -> None:
+    """`--host 0.0.0.0` with no authentication: one clear line, exit 2, nothing served."""
+    environment = server_environment(free_port())
+    code, _, stderr = await run_chatbot("serve", "--host", "0.0.0.0", env=environment)
+    assert code == 2
+    assert "refusing to serve on 0.0.0.0" in stderr
+    assert "ALLOW_ANONYMOUS_REMOTE=true" in stderr
+
+
+async def test_serving_beyond_this_machine_can_be_allowed() -> None:
+    """ALLOW_ANONYMOUS_REMOTE=true: the operator takes it on; the server answers."""
+    async with (
+        run_server("--host", "0.0.0.0", ALLOW_ANONYMOUS_REMOTE="true") as server,
+        server.client() as client,
+    ):
+        assert (await client.get("/health")).text == "OK"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 from functools import partial
@@ -85,11 +86,18 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(admin.upgrade(settings.database_url))
     except StoreError as error:
         parser.exit(1, f"chatbot: cannot open the database: {error}\n")
+    host = args.host or settings.backend_host
+    if not (is_loopback(host) or settings.allow_anonymous_remote):
+        parser.exit(
+            2,
+            f"chatbot: refusing to serve on {host} without authentication: anyone who can "
+            "reach it could read any session whose id they know and spend your model "
+            "budget. Serve on 127.0.0.1 behind your own authenticating proxy, or set "
+            "ALLOW_ANONYMOUS_REMOTE=true to do it anyway.\n",
+        )
     if args.command == "cluster":
         port = settings.backend_port if args.port is None else args.port
-        return launch.run(
-            args.workers, args.host or settings.backend_host, port, settings.database_url
-        )
+        return launch.run(args.workers, host, port, settings.database_url)
     return _serve(args, settings, parser)
 
 
@@ -140,6 +148,16 @@ def _serve(args: argparse.Namespace, settings: Settings, parser: argparse.Argume
     # while a dead one is replaced) instead of being refused.
     sock.listen(config.backlog)
     return Supervisor(args.workers, sock, partial(_worker_main, host, port)).run()
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def _config(host: str, port: int) -> uvicorn.Config:

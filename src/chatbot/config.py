@@ -47,6 +47,7 @@ class Settings(BaseSettings):
 
     backend_host: str = "127.0.0.1"
     backend_port: int = Field(default=8080, ge=0, le=65535)
+    allow_anonymous_remote: bool = False
     log_level: str = "info"
 
     llm_provider: ProviderName | None = None
