@@ -1229,3 +1229,25 @@ async def test_serving_beyond_this_machine_can_be_allowed() -> None:
         server.client() as client,
     ):
         assert (await client.get("/health")).text == "OK"
+
+
+async def test_a_client_over_its_message_rate_gets_429_and_others_go_on() -> None:
+    """RATE_LIMIT_MESSAGES per client address: the fourth message of three a minute is
+    refused before any work, with Retry-After; another address still chats."""
+    async with run_server(RATE_LIMIT_MESSAGES="3/minute") as server:
+        async with server.client() as client:
+            for index in range(3):
+                body = {"message": "hello", "session_id": f"rl-{index}-{uuid.uuid4().hex[:6]}"}
+                assert (await client.post("/api/chat", json=body)).status_code == 200
+            sid = f"rl-over-{uuid.uuid4().hex[:6]}"
+            over = await client.post("/api/system", json={"message": "note", "session_id": sid})
+            assert over.status_code == 429, over.text
+            assert over.json()["error"]["code"] == "rate_limited"
+            assert 1 <= int(over.headers["retry-after"]) <= 60
+            assert (await client.get("/api/state", params={"session_id": sid})).status_code == 404
+            metrics = (await client.get("/metrics")).text
+            assert 'chatbot_rate_limited_total{limit="messages"} 1.0' in metrics
+        elsewhere = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with server.client(transport=elsewhere) as other:
+            body = {"message": "hello", "session_id": f"rl-other-{uuid.uuid4().hex[:6]}"}
+            assert (await other.post("/api/chat", json=body)).status_code == 200

@@ -435,3 +435,27 @@ async def test_serve_with_workers_needs_redis() -> None:
     )
     assert code == 2
     assert "REDIS_URL" in stderr
+
+
+async def test_a_message_budget_holds_across_workers(
+    redis_server: Redis, redis_prefix: str, postgres_url: str
+) -> None:
+    """RATE_LIMIT_MESSAGES is counted in Redis: two workers share one client's budget."""
+    async with (
+        run_cluster(
+            2,
+            redis_url=redis_server.url,
+            prefix=redis_prefix,
+            database_url=postgres_url,
+            RATE_LIMIT_MESSAGES="3/minute",
+        ) as (a, b),
+        a.client() as on_a,
+        b.client() as on_b,
+    ):
+        for client in (on_a, on_b, on_a):
+            body = {"message": "hi", "session_id": sid_for("budget")}
+            assert (await client.post("/api/chat", json=body)).status_code == 200
+        body = {"message": "hi", "session_id": sid_for("budget")}
+        over = await on_b.post("/api/chat", json=body)
+        assert over.status_code == 429, over.text
+        assert over.json()["error"]["code"] == "rate_limited"

@@ -25,6 +25,7 @@ from chatbot.api.limits import BodySizeLimit
 from chatbot.cluster import Cluster
 from chatbot.config import Settings
 from chatbot.errors import ChatbotError
+from chatbot.limiter import Limiter
 from chatbot.metrics import Metrics
 from chatbot.sessions.manager import SessionManager
 from chatbot.sessions.service import LocalSessions, Sessions
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.manager = manager
     app.state.sessions = service
+    app.state.limiter = Limiter(settings, metrics)
     app.state.metrics = metrics
 
     install_error_handlers(app)

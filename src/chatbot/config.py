@@ -6,6 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+from limits import parse
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -85,6 +86,7 @@ class Settings(BaseSettings):
     max_sessions: int = Field(default=100_000, ge=1)
     max_message_length: int = Field(default=8000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    rate_limit_messages: str = "30/minute"
     busy_policy: BusyPolicy = BusyPolicy.REJECT
     max_queued_messages: int = Field(default=8, ge=1)
     default_session_id: str | None = None
@@ -124,6 +126,18 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("NETWORKS must name at least one network")
         return value
+
+    @field_validator("rate_limit_messages")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse(value)
+            except ValueError:
+                raise ValueError(
+                    "RATE_LIMIT_MESSAGES must read like 30/minute or 500/hour (empty: no limit)"
+                ) from None
+        return value.strip()
 
     @field_validator("default_session_id")
     @classmethod

@@ -77,6 +77,10 @@ class QueueFull(ChatbotError):
     code = "queue_full"
 
 
+class RateLimited(ChatbotError):
+    code = "rate_limited"
+
+
 class BackendUnavailable(ChatbotError):
     code = "backend_unavailable"
 

@@ -31,6 +31,12 @@ class Metrics:
         self.turns_running = Gauge(
             "chatbot_turns_running", "Agent turns in progress.", registry=self.registry
         )
+        self.rate_limited = Counter(
+            "chatbot_rate_limited",
+            "Requests refused with 429 rate_limited, by limit.",
+            ["limit"],
+            registry=self.registry,
+        )
         # A plain int read at scrape time: a Counter takes a lock on every event, which
         # cost as much as writing the event (docs/BENCHMARKS.md).
         self.events_sent = 0
@@ -38,6 +44,7 @@ class Metrics:
 
         for kind in ("events", "legacy"):
             self.streams_open.labels(kind)
+        self.rate_limited.labels("messages")
         self.cluster: ClusterGauges | None = None
 
     def in_cluster(self) -> ClusterGauges:

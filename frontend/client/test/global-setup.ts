@@ -54,6 +54,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
         MCP_CONFIG: join(REPO, "tests", "no-mcp.json"),
         BUSY_POLICY: "reject",
         SSE_KEEPALIVE_SECONDS: "0.5",
+        RATE_LIMIT_MESSAGES: "", // every test talks from 127.0.0.1
         NETWORKS: JSON.stringify({
           testnet: { chain_id: 31337, rpc_url: "http://127.0.0.1:8545" },
           sepolia: { chain_id: 11155111, rpc_url: "http://127.0.0.1:8546" },

@@ -26,6 +26,7 @@ STATUS: dict[type[errors.ChatbotError], int] = {
     errors.MessageNotFound: 404,
     errors.SessionBusy: 409,
     errors.QueueFull: 429,
+    errors.RateLimited: 429,
     errors.WalletTxNotFound: 404,
     errors.WalletTxAlreadyResolved: 409,
     errors.WalletTxPending: 409,

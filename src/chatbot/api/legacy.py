@@ -7,6 +7,7 @@ from fastapi.responses import PlainTextResponse
 
 from chatbot.api.errors import chatbot_error_response
 from chatbot.api.params import (
+    count_message,
     manager_of,
     message_text,
     required_session_id,
@@ -51,6 +52,7 @@ async def chat(body: ChatRequest, request: Request) -> JsonResponse:
     text = message_text(request, body.message)
     manager_of(request).check_available()
     session_id = session_id_of(request, body.session_id)
+    await count_message(request)
     state = await sessions_of(request).run(session_id, "chat", {"text": text}, create=True)
     return session_response(state)
 
@@ -92,6 +94,7 @@ async def system(body: SystemRequest, request: Request) -> JsonResponse:
     text = message_text(request, body.message)
     manager_of(request).check_available()
     session_id = session_id_of(request, body.session_id)
+    await count_message(request)
     state = await sessions_of(request).run(session_id, "system", {"text": text}, create=True)
     return session_response(state)
 

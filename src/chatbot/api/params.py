@@ -12,6 +12,7 @@ from chatbot.errors import (
     MessageTooLong,
     MissingSessionId,
 )
+from chatbot.limiter import Limiter
 from chatbot.model import is_valid_session_id
 from chatbot.sessions.manager import SessionManager
 from chatbot.sessions.service import Sessions
@@ -51,6 +52,17 @@ def required_session_id(request: Request, given: str | None) -> str:
     if session_id is None:
         raise MissingSessionId("Give session_id (query, body or X-Session-Id header).")
     return session_id
+
+
+async def count_message(request: Request) -> None:
+    """Spend one of the client's messages (RATE_LIMIT_MESSAGES), or refuse with 429."""
+    limiter: Limiter = request.app.state.limiter
+    await limiter.message(principal_of(request))
+
+
+def principal_of(request: Request) -> str:
+    """Who is asking: until sign-in exists, the client's address."""
+    return f"ip:{request.client.host}" if request.client is not None else "ip:unknown"
 
 
 def message_text(request: Request, text: str) -> str:
