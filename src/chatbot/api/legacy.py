@@ -7,6 +7,7 @@ from fastapi.responses import PlainTextResponse
 
 from chatbot.api.errors import chatbot_error_response
 from chatbot.api.params import (
+    QUERY_SESSION_ID,
     count_message,
     manager_of,
     message_text,
@@ -62,7 +63,7 @@ async def chat(body: ChatRequest, request: Request) -> JsonResponse:
     summary="A session's full state",
     responses={200: {"model": WebStateResponse}, **errors_doc(400, 404, 503)},
 )
-async def state(request: Request, session_id: str | None = None) -> JsonResponse:
+async def state(request: Request, session_id: str | None = QUERY_SESSION_ID) -> JsonResponse:
     """The session's state; 404 for an unknown id (reads never create sessions)."""
     session_id = required_session_id(request, session_id)
     return session_response(await sessions_of(request).run(session_id, "state", {}, create=False))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Path, Query, Request
 
+from chatbot.api.schemas import SESSION_ID_SCHEMA
 from chatbot.config import Settings
 from chatbot.errors import (
     EmptyMessage,
@@ -16,6 +17,15 @@ from chatbot.limiter import Limiter
 from chatbot.model import is_valid_session_id
 from chatbot.sessions.manager import SessionManager
 from chatbot.sessions.service import Sessions
+
+PATH_SESSION_ID = Path(description="The session's id.", json_schema_extra=SESSION_ID_SCHEMA)
+"""A session id in the path, documented with its pattern."""
+QUERY_SESSION_ID = Query(
+    default=None,
+    description="The session's id (or the `X-Session-Id` header).",
+    json_schema_extra=SESSION_ID_SCHEMA,
+)
+"""A session id in the query, documented with its pattern."""
 
 
 def manager_of(request: Request) -> SessionManager:

@@ -9,7 +9,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
+SESSION_ID_SCHEMA: JsonDict = {
+    "pattern": "^[A-Za-z0-9_-]{1,128}$",
+    "minLength": 1,
+    "maxLength": 128,
+}
+"""What the document says of every session id (checked in api/params.py, answered with
+400 `invalid_session_id`, so it is stated here rather than validated by FastAPI)."""
 SESSION_ID_DOC = (
     "1-128 characters of [A-Za-z0-9_-]. May also come as the `X-Session-Id` header; "
     "this field wins."
@@ -27,7 +35,9 @@ class ChatRequest(BaseModel):
     )
 
     message: str = Field(description="The text, 1 to MAX_MESSAGE_LENGTH characters.")
-    session_id: str | None = Field(default=None, description=SESSION_ID_DOC)
+    session_id: str | None = Field(
+        default=None, description=SESSION_ID_DOC, json_schema_extra=SESSION_ID_SCHEMA
+    )
 
 
 class SystemRequest(BaseModel):
@@ -40,7 +50,9 @@ class SystemRequest(BaseModel):
     )
 
     message: str
-    session_id: str | None = Field(default=None, description=SESSION_ID_DOC)
+    session_id: str | None = Field(
+        default=None, description=SESSION_ID_DOC, json_schema_extra=SESSION_ID_SCHEMA
+    )
 
 
 class InterruptRequest(BaseModel):
@@ -48,7 +60,9 @@ class InterruptRequest(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"session_id": "session-1"}]})
 
-    session_id: str | None = Field(default=None, description=SESSION_ID_DOC)
+    session_id: str | None = Field(
+        default=None, description=SESSION_ID_DOC, json_schema_extra=SESSION_ID_SCHEMA
+    )
 
 
 class McpCommandRequest(BaseModel):
@@ -67,7 +81,9 @@ class McpCommandRequest(BaseModel):
     args: dict[str, Any] | str | None = Field(
         default=None, description='For `set_network`: `{"network": NAME}` (or just NAME).'
     )
-    session_id: str | None = Field(default=None, description=SESSION_ID_DOC)
+    session_id: str | None = Field(
+        default=None, description=SESSION_ID_DOC, json_schema_extra=SESSION_ID_SCHEMA
+    )
 
 
 class WalletResultRequest(BaseModel):
@@ -92,7 +108,9 @@ class WalletResultRequest(BaseModel):
         }
     )
 
-    session_id: str | None = Field(default=None, description=SESSION_ID_DOC)
+    session_id: str | None = Field(
+        default=None, description=SESSION_ID_DOC, json_schema_extra=SESSION_ID_SCHEMA
+    )
     tx_id: str = Field(min_length=1, max_length=64)
     status: Literal["sent", "rejected", "failed"]
     hash: str | None = Field(default=None, description="For `sent`: the transaction hash.")

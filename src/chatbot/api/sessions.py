@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 
-from chatbot.api.params import manager_of, required_session_id, sessions_of
+from chatbot.api.params import PATH_SESSION_ID, manager_of, required_session_id, sessions_of
 from chatbot.api.responses import JsonResponse, session_response
 from chatbot.api.schemas import MessagePageResponse, SessionCreated, WebStateResponse, errors_doc
 
@@ -32,7 +32,7 @@ async def create_session(request: Request) -> JsonResponse:
     summary="A session's full state",
     responses={200: {"model": WebStateResponse}, **errors_doc(400, 404, 503)},
 )
-async def get_session(session_id: str, request: Request) -> JsonResponse:
+async def get_session(request: Request, session_id: str = PATH_SESSION_ID) -> JsonResponse:
     """The same state as `GET /api/state`; 404 for an unknown id."""
     session_id = required_session_id(request, session_id)
     return session_response(await sessions_of(request).run(session_id, "state", {}, create=False))
@@ -44,7 +44,7 @@ async def get_session(session_id: str, request: Request) -> JsonResponse:
     summary="Delete a session",
     responses={204: {"description": "Deleted"}, **errors_doc(400, 404, 503)},
 )
-async def delete_session(session_id: str, request: Request) -> Response:
+async def delete_session(request: Request, session_id: str = PATH_SESSION_ID) -> Response:
     """Cancel its turn, end its streams with `session.closed`, and forget it."""
     session_id = required_session_id(request, session_id)
     await sessions_of(request).run(session_id, "delete", {}, create=False)
@@ -57,8 +57,8 @@ async def delete_session(session_id: str, request: Request) -> Response:
     responses={200: {"model": MessagePageResponse}, **errors_doc(400, 404, 422, 503)},
 )
 async def messages(
-    session_id: str,
     request: Request,
+    session_id: str = PATH_SESSION_ID,
     before: str | None = Query(default=None, max_length=64, description="A message id."),
     limit: int = Query(default=50, ge=1, le=500),
 ) -> JsonResponse:

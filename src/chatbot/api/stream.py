@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatbot.api.errors import chatbot_error_response
-from chatbot.api.params import manager_of, required_session_id
+from chatbot.api.params import PATH_SESSION_ID, QUERY_SESSION_ID, manager_of, required_session_id
 from chatbot.api.schemas import errors_doc, sse_doc
 from chatbot.errors import ChatbotError, InvalidLastEventId
 from chatbot.sessions.events import StreamKind, Subscriber
@@ -98,7 +98,9 @@ _LEGACY_EXAMPLE = 'data: {"session_id":"s-1","seq":5,"messages":[…],"is_proces
         **errors_doc(400, 503),
     },
 )
-async def events(request: Request, session_id: str, last_event_id: str | None = None) -> Response:
+async def events(
+    request: Request, session_id: str = PATH_SESSION_ID, last_event_id: str | None = None
+) -> Response:
     """Stream a session's events; an unknown session streams an empty snapshot and waits."""
     session_id = required_session_id(request, session_id)
     resume_from = _last_event_id(request, last_event_id)
@@ -121,7 +123,7 @@ async def events(request: Request, session_id: str, last_event_id: str | None = 
         **errors_doc(400, 503),
     },
 )
-async def legacy_stream(request: Request, session_id: str | None = None) -> Response:
+async def legacy_stream(request: Request, session_id: str | None = QUERY_SESSION_ID) -> Response:
     """Stream the session's full state on every change; an unknown session waits."""
     manager = manager_of(request)
     subscriber = await manager.open_stream(
