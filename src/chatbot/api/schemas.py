@@ -297,11 +297,38 @@ def errors_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse} for status in statuses}
 
 
-def sse_doc(description: str, example: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entry for a text/event-stream response."""
+EVENT_TYPES = (
+    "snapshot",
+    "message.created",
+    "message.delta",
+    "message.completed",
+    "tool.call",
+    "tool.result",
+    "state",
+    "wallet.request",
+    "wallet.resolved",
+    "session.closed",
+)
+"""Every `event:` name of the typed stream."""
+
+
+def sse_doc(
+    description: str, example: str, event_types: tuple[str, ...] | None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entry for a text/event-stream response; the schema describes one event.
+
+    `event_types` lists the `event:` names with their numbered `id:`; None means unnamed
+    events with no id (the legacy stream). `data:` is always one line of JSON.
+    """
+    data = {"type": "string", "contentMediaType": "application/json"}
+    event: dict[str, Any] = {"type": "object", "properties": {"data": data}, "required": ["data"]}
+    if event_types is not None:
+        event["properties"]["event"] = {"type": "string", "enum": list(event_types)}
+        event["properties"]["id"] = {"type": "string", "pattern": "^[0-9]+$"}
+        event["required"] = ["id", "event", "data"]
     return {
         200: {
             "description": description,
-            "content": {"text/event-stream": {"schema": {"type": "string"}, "example": example}},
+            "content": {"text/event-stream": {"schema": event, "example": example}},
         }
     }

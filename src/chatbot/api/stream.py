@@ -11,14 +11,14 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatbot.api.errors import chatbot_error_response
 from chatbot.api.params import PATH_SESSION_ID, QUERY_SESSION_ID, manager_of, required_session_id
-from chatbot.api.schemas import errors_doc, sse_doc
+from chatbot.api.schemas import EVENT_TYPES, errors_doc, sse_doc
 from chatbot.errors import ChatbotError, InvalidLastEventId
 from chatbot.sessions.events import StreamKind, Subscriber
 from chatbot.sessions.manager import SessionManager
@@ -89,17 +89,25 @@ _LEGACY_EXAMPLE = 'data: {"session_id":"s-1","seq":5,"messages":[…],"is_proces
     responses={
         **sse_doc(
             "A `snapshot` event first, then typed deltas: `message.created`, `message.delta`, "
-            "`message.completed`, `tool.call`, `tool.result`, `state`, `session.closed`. "
+            "`message.completed`, `tool.call`, `tool.result`, `state`, `wallet.request`, "
+            "`wallet.resolved`, `session.closed`. "
             "`id:` is the event's seq; reconnect with `Last-Event-ID` (or `?last_event_id=`) "
             "to get exactly the missed events, or a fresh snapshot when they are too old. "
             "A keep-alive comment comes every SSE_KEEPALIVE_SECONDS of silence.",
             _EVENTS_EXAMPLE,
+            EVENT_TYPES,
         ),
         **errors_doc(400, 503),
     },
 )
 async def events(
-    request: Request, session_id: str = PATH_SESSION_ID, last_event_id: str | None = None
+    request: Request,
+    session_id: str = PATH_SESSION_ID,
+    last_event_id: str | None = Query(
+        default=None,
+        description="The seq of the last event received (or the `Last-Event-ID` header).",
+        json_schema_extra={"pattern": "^[0-9]{1,18}$"},
+    ),
 ) -> Response:
     """Stream a session's events; an unknown session streams an empty snapshot and waits."""
     session_id = required_session_id(request, session_id)
@@ -119,6 +127,7 @@ async def events(
             "Unnamed events whose data is the full `WebStateResponse`: on connect and after "
             "changes (coalesced), never on a timer.",
             _LEGACY_EXAMPLE,
+            None,
         ),
         **errors_doc(400, 503),
     },
