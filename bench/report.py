@@ -46,6 +46,16 @@ def write_report(results: Path, report: Path) -> None:
 # ---- helpers ---------------------------------------------------------------------------
 
 
+def _delivered(point: dict[str, Any]) -> str:
+    """Tokens delivered per second, marked when saturated or when not every reply streamed."""
+    sessions = point["sessions"]
+    streaming = point.get("streaming_in_window", sessions)
+    return (
+        f"{point['tokens_per_s']:,.0f}"
+        + (" (sat.)" if point.get("saturated") else "")
+        + (f", {streaming:,} streaming" if streaming < sessions else "")
+    )
+
 def _num(value: float | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -236,13 +246,7 @@ def _fanout(data: dict[str, Any], plots: Path, base: Path) -> str:
             f"{p['sessions']:,}",
             _num(p["tps"], 0),
             f"{p['offered_per_s']:,.0f}",
-            f"{p['tokens_per_s']:,.0f}"
-            + (" (sat.)" if p.get("saturated") else "")
-            + (
-                f", {p['streaming_in_window']:,} streaming"
-                if p.get("streaming_in_window", p["sessions"]) < p["sessions"]
-                else ""
-            ),
+            _delivered(p),
             _num(p["p50_ms"], 2),
             _num(p["p99_ms"], 1),
             f"{p['cpu']:.0%}",
@@ -668,13 +672,7 @@ def _cluster(data: dict[str, Any], plots: Path, base: Path) -> str:
         [
             modes[p["mode"]],
             f"{p['sessions']:,}x{p['tps']:g}",
-            f"{p['tokens_per_s']:,.0f}"
-            + (" (sat.)" if p.get("saturated") else "")
-            + (
-                f", {p['streaming_in_window']:,} streaming"
-                if p.get("streaming_in_window", p["sessions"]) < p["sessions"]
-                else ""
-            ),
+            _delivered(p),
             f"{_num(p['local_p50_ms'], 2)} / {_num(p['local_p99_ms'], 1)}",
             f"{_num(p['cross_p50_ms'], 2)} / {_num(p['cross_p99_ms'], 1)}",
             _num(p["workers_cpu_s_per_1k"] * 1000, 0),
