@@ -36,6 +36,7 @@ from chatbot.sessions.events import EventLog, Subscriber
 from chatbot.sessions.manager import SessionManager, Stage
 from chatbot.sessions.service import OPERATIONS, Answer, Args
 from chatbot.sessions.session import Session
+from chatbot.timers import every
 
 __all__ = ["Cluster"]
 
@@ -106,10 +107,8 @@ class Cluster:
         await self._renew()  # the first report: the cluster counts this worker at once
         lease = self.settings.turn_lease_seconds
         self._timers = [
-            asyncio.create_task(self._every(lease / 3, self._renew), name="cluster-renew"),
-            asyncio.create_task(
-                self._every(min(1.0, lease / 4), self._recover_orphans), name="cluster-failover"
-            ),
+            every(lease / 3, self._renew, "cluster-renew"),
+            every(min(1.0, lease / 4), self._recover_orphans, "cluster-failover"),
         ]
         log.info("joined the cluster", extra={"worker_token": self.me})
 
@@ -120,16 +119,6 @@ class Cluster:
         await self.outbox.stop()
         await self.bus.stop()
         await self.link.close()
-
-    async def _every(self, seconds: float, job: Any) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await job()
-            except ChatbotError:
-                pass  # Redis is away; the link's watcher brings it back
-            except Exception:
-                log.exception("cluster job failed")
 
     async def _renew(self) -> None:
         report = {**self.manager.counts(), "at": time.time()}
@@ -302,12 +291,12 @@ class Cluster:
         mirror = self.mirrors.take(session.id)
         if mirror is None:
             return
-        behind = mirror.log.seq != session.log.seq
         for subscriber in mirror.audience.take():
             session.attach(subscriber)
-            if behind:
-                subscriber.start_over()
-        session.audience.push_state()
+        if mirror.log.seq != session.log.seq:
+            session.audience.start_over()
+        else:
+            session.audience.push_state()
 
     def turn_started(self, session_id: str) -> None:
         """Mark the turn as running, for failover."""

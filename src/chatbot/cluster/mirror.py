@@ -87,9 +87,7 @@ class Mirror:
         """Start over from the holder's state; open streams get it as a snapshot."""
         self.state = state
         self.log = MemoryEventLog(self.capacity, state["seq"])
-        for subscriber in self.audience.typed:
-            subscriber.start_over()
-        self.audience.push_state()
+        self.audience.start_over()
 
     def receive(self, frames: list[tuple[int, str, bytes, bytes]]) -> bool:
         """Apply frames in order; False when one is missing (the caller fills the gap)."""
@@ -259,8 +257,7 @@ class Mirrors:
                     # Gone everywhere (a holder that died unflushed): go on from the next
                     # frame there is; the worker taking over sends a snapshot anyway.
                     mirror.log = MemoryEventLog(self._capacity, min(f[0] for f in held) - 1)
-                    for subscriber in mirror.audience.typed:
-                        subscriber.start_over()
+                    mirror.audience.start_over()
             mirror.held = held + mirror.held
             self._release_held(mirror)
         except Exception:

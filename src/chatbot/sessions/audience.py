@@ -91,21 +91,32 @@ class Audience:
             subscriber.push_state(frame)
         self._sent(len(self.legacy))
 
+    def start_over(self) -> None:
+        """The log jumped: typed streams get a fresh snapshot next, legacy ones the state now."""
+        for subscriber in self.typed:
+            subscriber.start_over()
+        self.push_state()
+
     def close(self) -> None:
         """Send legacy streams the final state, then end every stream after its backlog."""
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
+        self._cancel_flush()
         self.push_state()
+        self.end()
+
+    def end(self) -> None:
+        """End every stream once what it already has is written."""
         for subscriber in (*self.typed, *self.legacy):
             subscriber.close()
 
     def take(self) -> list[Subscriber]:
         """Give up every stream (they move to whoever follows the session here next)."""
         taken = [*self.typed, *self.legacy]
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
+        self._cancel_flush()
         self.typed.clear()
         self.legacy.clear()
         return taken
+
+    def _cancel_flush(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None

@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from inspect import isawaitable
 from typing import Protocol
 
 from chatbot.collector import collect_old
@@ -25,6 +24,7 @@ from chatbot.sessions.events import EventLog, MemoryEventLog, StreamKind, Subscr
 from chatbot.sessions.ports import TurnRunner
 from chatbot.sessions.session import ServerStatus, Session, SessionEnv
 from chatbot.store.base import Store
+from chatbot.timers import every
 
 log = logging.getLogger("chatbot.sessions")
 KEEPALIVE_WALKS = 4  # walks per SSE_KEEPALIVE_SECONDS: silences last 0.75-1 of it
@@ -154,8 +154,8 @@ class SessionManager:
     def start(self) -> None:
         """Start the two process-wide timers: the expiry sweep and the keep-alive walk."""
         self._timers = [
-            self._every(self.settings.cleanup_interval_seconds, self.sweep, "sweep"),
-            self._every(self._keepalive_walk_seconds, self._keepalive, "keepalive"),
+            every(self.settings.cleanup_interval_seconds, self.sweep, "sweep"),
+            every(self._keepalive_walk_seconds, self._keepalive, "keepalive"),
         ]
 
     async def stop(self) -> None:
@@ -181,21 +181,6 @@ class SessionManager:
         """Finish every open stream (on shutdown, so clients reconnect elsewhere at once)."""
         for subscriber in self._streams:
             subscriber.close()
-
-    def _every(
-        self, interval: float, job: Callable[[], object | Awaitable[object]], name: str
-    ) -> asyncio.Task[None]:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    result = job()
-                    if isawaitable(result):
-                        await result
-                except Exception:
-                    log.exception("timer job failed", extra={"job": name})
-
-        return asyncio.create_task(loop(), name=f"timer-{name}")
 
     # ---- sessions ------------------------------------------------------------------
 

@@ -453,8 +453,7 @@ class Session:
         self.fenced = True
         self.closed = True
         self.turns.abandon()
-        for subscriber in (*self.audience.typed, *self.audience.legacy):
-            subscriber.close()
+        self.audience.end()
 
     # ---- what the turn machine asks of its session -----------------------------------
 
