@@ -88,7 +88,7 @@ async def interrupt(request: Request, body: InterruptRequest | None = None) -> J
 @router.post(
     "/api/system",
     summary="Add a system note",
-    responses={200: {"model": WebStateResponse}, **errors_doc(400, 413, 422, 503)},
+    responses={200: {"model": WebStateResponse}, **errors_doc(400, 413, 422, 429, 503)},
 )
 async def system(body: SystemRequest, request: Request) -> JsonResponse:
     """Show a system message at once; when the session is idle it starts a turn."""
