@@ -56,6 +56,7 @@ def _delivered(point: dict[str, Any]) -> str:
         + (f", {streaming:,} streaming" if streaming < sessions else "")
     )
 
+
 def _num(value: float | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
