@@ -81,6 +81,7 @@ def ours_env(tokens_per_second: float, reply: str, **extra: str) -> dict[str, st
         "MAX_STREAMS": "30000",
         "MAX_MESSAGE_LENGTH": "100000",
         "RATE_LIMIT_MESSAGES": "",  # the load generator is one client sending thousands
+        "MAX_STREAMS_PER_PRINCIPAL": "1000000",  # … and holding thousands of streams
         **extra,
     }
 

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +107,24 @@ class Chain:
         arguments = encode(
             ["string", "string", "uint8", "uint256"], [name, symbol, decimals, supply]
         )
+        tx_hash = await self.send_transaction(
+            data=contract["bytecode"] + arguments.hex(), sender=sender
+        )
+        receipt = await self.receipt(tx_hash)
+        assert receipt["status"] == "0x1", receipt
+        return str(to_checksum_address(receipt["contractAddress"]))
+
+    async def deploy(
+        self,
+        contract_name: str,
+        types: Sequence[str] = (),
+        values: Sequence[Any] = (),
+        *,
+        sender: str = DEV_ACCOUNTS[0],
+    ) -> str:
+        """Deploy a compiled test contract with these constructor arguments; its address."""
+        contract = (await compiled_contracts())[contract_name]
+        arguments = encode(list(types), list(values))
         tx_hash = await self.send_transaction(
             data=contract["bytecode"] + arguments.hex(), sender=sender
         )

@@ -75,8 +75,9 @@ def server_environment(port: int, **env: str) -> dict[str, str]:
         "LLM_PROVIDER": "scripted",
         # No tool servers unless a test asks for them: faster, and nothing shared.
         "MCP_CONFIG": str(Path(__file__).parent / "no-mcp.json"),
-        # Every test talks from 127.0.0.1: one shared message budget would trip them.
+        # Every test talks from 127.0.0.1: one shared budget would trip them.
         "RATE_LIMIT_MESSAGES": "",
+        "MAX_STREAMS_PER_PRINCIPAL": "100000",
         # A database of its own, unless the test passes one (to restart on it).
         "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='chatbot-test-')}/chatbot.db",
         **env,

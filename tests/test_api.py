@@ -391,7 +391,7 @@ BAD_REQUESTS = [
     ),
     # too long (characters, not bytes)
     *(
-        pytest.param(Bad("POST", path, 413, "message_too_long", body), id=f"too-long-{name}")
+        pytest.param(Bad("POST", path, 422, "message_too_long", body), id=f"too-long-{name}")
         for name, path, body in [
             ("chat-8001", "/api/chat", {"message": "x" * 8001, "session_id": TARGET}),
             ("chat-8001-accented", "/api/chat", {"message": "é" * 8001, "session_id": TARGET}),
@@ -475,7 +475,7 @@ BAD_REQUESTS = [
     ),
     # reads and interrupt without any session id
     *(
-        pytest.param(Bad(method, path, 400, "missing_session_id", body), id=f"no-id-{name}")
+        pytest.param(Bad(method, path, 404, "missing_session_id", body), id=f"no-id-{name}")
         for name, method, path, body in [
             ("interrupt-no-body", "POST", "/api/interrupt", None),
             ("interrupt-empty-object", "POST", "/api/interrupt", {}),
@@ -505,7 +505,7 @@ BAD_REQUESTS = [
             ("GET", "/api/system"),
             ("GET", "/api/mcp-command"),
             ("GET", "/api/interrupt"),
-            ("GET", "/api/sessions"),
+            ("PUT", "/api/sessions"),
             ("PATCH", "/api/sessions"),
             ("PUT", f"/api/sessions/{TARGET}"),
             ("POST", f"/api/sessions/{TARGET}/events"),
@@ -633,7 +633,7 @@ async def test_a_web_page_on_another_origin_may_read_both_streams_and_their_erro
     assert_envelope(refused, 400, "invalid_session_id")
     assert refused.headers["access-control-allow-origin"] == "*"
     missing = await send(client, "GET", "/api/chat/stream", headers=page)
-    assert_envelope(missing, 400, "missing_session_id")
+    assert_envelope(missing, 404, "missing_session_id")
 
 
 async def test_streams_on_an_unknown_id_wait_empty_until_a_write_creates_it(
@@ -700,7 +700,10 @@ async def test_post_sessions_makes_a_new_empty_session_with_a_uuid4(
 WRITES = {
     "chat": ("/api/chat", {"message": "no id here"}),
     "system": ("/api/system", {"message": "a note without id"}),
-    "mcp-command": ("/api/mcp-command", {"command": "get_network", "args": {}}),
+    "mcp-command": (
+        "/api/mcp-command",
+        {"command": "set_network", "args": {"network": "testnet"}},
+    ),
 }
 
 
@@ -1001,6 +1004,9 @@ async def test_set_network_changes_only_its_own_session(custom_client: httpx.Asy
             "network": "testnet",
             "chain_id": 31337,
         }
+        # Asking makes no session; setting (even to the same network) does.
+        assert (await http.get(f"/api/sessions/{sid}")).status_code == 404
+        await command(http, sid, "set_network", {"network": "testnet"})
     async with (
         open_sse(http, f"/api/sessions/{a}/events") as stream_a,
         open_sse(http, f"/api/sessions/{b}/events") as stream_b,

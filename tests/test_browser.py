@@ -10,12 +10,11 @@ import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.browser import launch_browser, needs_chromium
+from tests.browser import DEV_KEYS, InjectedWallet, launch_browser, needs_chromium
 from tests.chain import DEV_ACCOUNTS, Chain, networks_setting, run_chain
 from tests.server import RunningServer, run_server
 
@@ -27,24 +26,6 @@ pytestmark = [
     needs_chromium,
     pytest.mark.skipif(not UI_BUILT, reason="make test builds the UI"),
 ]
-
-# A test wallet: an EIP-1193 provider whose requests the test forwards to the dev chain.
-WALLET = """
-window.ethereum = {
-  isMetaMask: false,
-  request: async ({ method, params }) => {
-    const answer = JSON.parse(await window.__wallet_rpc(method, JSON.stringify(params ?? [])));
-    if (answer.error) {
-      const error = new Error(answer.error.message);
-      error.code = answer.error.code;
-      throw error;
-    }
-    return answer.result;
-  },
-  on: () => {},
-  removeListener: () => {},
-};
-"""
 
 
 @pytest.fixture(scope="module")
@@ -158,27 +139,8 @@ async def test_the_wallet_approves_a_proposed_transaction_on_the_dev_chain(
 ) -> None:
     recipient = DEV_ACCOUNTS[2]
     before = await chain.balance(recipient)
-    sent: list[str] = []
-    connected: list[str] = []  # like a real wallet: no account until the user connects
-
-    async def wallet_rpc(method: str, params: str) -> str:
-        args: list[Any] = json.loads(params)
-        if method == "eth_requestAccounts":
-            connected[:] = [DEV_ACCOUNTS[0]]
-        if method in ("eth_requestAccounts", "eth_accounts"):
-            return json.dumps({"result": connected})
-        if method in ("wallet_switchEthereumChain", "wallet_addEthereumChain"):
-            return json.dumps({"result": None})
-        try:
-            result = await chain.rpc(method, *args)
-        except Exception as error:
-            return json.dumps({"error": {"code": -32000, "message": str(error)}})
-        if method == "eth_sendTransaction":
-            sent.append(result)
-        return json.dumps({"result": result})
-
-    await context.expose_function("__wallet_rpc", wallet_rpc)
-    await context.add_init_script(WALLET)
+    wallet = InjectedWallet(DEV_KEYS[0], chain.rpc)  # DEV_ACCOUNTS[0]
+    await wallet.install(context)
     page = await open_chat(context, app)
     await page.get_by_role("button", name="Connect wallet").click()
     proposal = {
@@ -196,7 +158,7 @@ async def test_the_wallet_approves_a_proposed_transaction_on_the_dev_chain(
     log = page.get_by_role("log")
     await expect(log).to_contain_text(re.compile(r"Transaction sent: 0x[0-9a-f]{64}"))
     await expect(log).to_contain_text("You said: Transaction sent: 0x")  # the agent carries on
-    assert len(sent) == 1
-    assert (await chain.receipt(sent[0]))["status"] == "0x1"
+    assert len(wallet.sent) == 1
+    assert (await chain.receipt(wallet.sent[0]))["status"] == "0x1"
     assert await chain.balance(recipient) == before + 10**18
     await expect(pending).to_have_count(0)

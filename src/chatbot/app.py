@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,9 +20,12 @@ from starlette.staticfiles import StaticFiles
 
 from chatbot.agent.providers import build_backend
 from chatbot.agent.runtime import AgentRuntime
-from chatbot.api import legacy, sessions, stream, wallet
+from chatbot.api import auth, legacy, sessions, stream, wallet
 from chatbot.api.errors import install_error_handlers
 from chatbot.api.limits import BodySizeLimit
+from chatbot.api.openapi import install_openapi
+from chatbot.auth.ledger import MemoryLedger, RedisLedger
+from chatbot.auth.principals import Authenticator
 from chatbot.cluster import Cluster
 from chatbot.config import Settings
 from chatbot.errors import ChatbotError
@@ -56,6 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if cluster is not None:
         metrics.in_cluster()
     service: Sessions = cluster.sessions if cluster is not None else LocalSessions(manager)
+    ledger = (
+        RedisLedger(settings.redis_url.get_secret_value(), settings.redis_prefix)
+        if settings.redis_url is not None
+        else MemoryLedger()
+    )
+    http = httpx2.AsyncClient(timeout=10.0)
     manager.status.missing_api_key = backend.missing_key is not None
     manager.status.is_loading = backend.load is not None
     manager.status.is_connecting_mcp = bool(pool.servers)
@@ -97,6 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if cluster is not None:
                 await cluster.stop()
             await pool.stop()
+            await http.aclose()
+            if isinstance(ledger, RedisLedger):
+                await ledger.close()
             await store.close()
 
     # The docs pages are served from the package, not a CDN: they work offline.
@@ -110,18 +123,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.manager = manager
     app.state.sessions = service
     app.state.limiter = Limiter(settings, metrics)
+    app.state.ledger = ledger
+    app.state.authenticator = Authenticator(settings, ledger)
+    app.state.http = http
     app.state.metrics = metrics
 
     install_error_handlers(app)
+    install_openapi(app, settings)
     cors: dict[str, Any] = {
-        "allow_origins": settings.cors_origins,
-        "allow_methods": ["GET", "POST", "DELETE", "OPTIONS"],
-        "allow_headers": ["Content-Type", "X-Session-Id", "Last-Event-ID"],
+        "allow_origins": settings.allowed_origins,
+        # With sign-in, listed origins may send the cookie (CORS_ORIGINS=* is refused).
+        "allow_credentials": settings.requires_credentials,
+        "allow_methods": ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        "allow_headers": ["Content-Type", "X-Session-Id", "Last-Event-ID", "Authorization"],
         "expose_headers": ["X-Session-Id", "Retry-After"],
     }
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(stream.StreamRoutes, cors=cors)  # added last: the outermost
+    app.include_router(auth.router)
     app.include_router(legacy.router)
     app.include_router(sessions.router)
     app.include_router(stream.router)

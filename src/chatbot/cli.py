@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from chatbot import launch
 from chatbot.app import create_app
 from chatbot.collector import tune_for_serving
-from chatbot.config import Settings
+from chatbot.config import AuthMethod, Settings
 from chatbot.logs import configure_logging
 from chatbot.sessions.manager import SessionManager
 from chatbot.store import StoreError, admin
@@ -87,13 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as error:
         parser.exit(1, f"chatbot: cannot open the database: {error}\n")
     host = args.host or settings.backend_host
-    if not (is_loopback(host) or settings.allow_anonymous_remote):
+    if not (is_loopback(host) or settings.requires_credentials or settings.allow_anonymous_remote):
         parser.exit(
             2,
             f"chatbot: refusing to serve on {host} without authentication: anyone who can "
             "reach it could read any session whose id they know and spend your model "
-            "budget. Serve on 127.0.0.1 behind your own authenticating proxy, or set "
-            "ALLOW_ANONYMOUS_REMOTE=true to do it anyway.\n",
+            "budget. Set AUTH (e.g. AUTH=siwe,apikey; see the README), serve on 127.0.0.1 "
+            "behind your own authenticating proxy, or set ALLOW_ANONYMOUS_REMOTE=true to "
+            "do it anyway.\n",
+        )
+    if not is_loopback(host) and AuthMethod.SIWE in settings.auth and not settings.siwe_domain:
+        parser.exit(
+            2,
+            f"chatbot: refusing to serve Sign-In with Ethereum on {host} without SIWE_DOMAIN: "
+            "the domain a wallet shows and signs must be the one users reach (e.g. "
+            "SIWE_DOMAIN=chat.example.org), not whatever Host header a request carries.\n",
         )
     if args.command == "cluster":
         port = settings.backend_port if args.port is None else args.port

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 from limits import parse
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chatbot.model import is_valid_session_id
@@ -28,6 +28,16 @@ class ProviderName(StrEnum):
     OPENAI = "openai"
     LOCAL = "local"
     SCRIPTED = "scripted"
+
+
+class AuthMethod(StrEnum):
+    """A kind of credential the server accepts (AUTH lists them)."""
+
+    NONE = "none"
+    ANONYMOUS = "anonymous"
+    SIWE = "siwe"
+    APIKEY = "apikey"
+    JWT = "jwt"
 
 
 class Network(BaseModel):
@@ -87,10 +97,25 @@ class Settings(BaseSettings):
     max_message_length: int = Field(default=8000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     rate_limit_messages: str = "30/minute"
+    rate_limit_auth: str = "10/minute"
+    max_turns_per_principal: int = Field(default=3, ge=1)
+    max_sessions_per_principal: int = Field(default=1000, ge=1)
+    max_streams_per_principal: int = Field(default=64, ge=1)
     busy_policy: BusyPolicy = BusyPolicy.REJECT
     max_queued_messages: int = Field(default=8, ge=1)
     default_session_id: str | None = None
-    cors_origins: Annotated[list[str], NoDecode] = ["*"]
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
+
+    auth: Annotated[frozenset[AuthMethod], NoDecode] = frozenset({AuthMethod.NONE})
+    auth_secret: SecretStr | None = None
+    auth_token_ttl_seconds: float = Field(default=7 * 86400.0, ge=60)
+    siwe_domain: str | None = None
+    siwe_nonce_ttl_seconds: float = Field(default=300.0, ge=10)
+    api_keys: SecretStr | None = None
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: SecretStr | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
 
     event_buffer_size: int = Field(default=1024, ge=16)
     subscriber_queue_size: int = Field(default=512, ge=8)
@@ -107,7 +132,16 @@ class Settings(BaseSettings):
     networks: dict[str, Network] = Field(default_factory=_default_networks)
     default_network: str | None = None
 
-    @field_validator("anthropic_api_key", "openai_api_key", "redis_url", mode="before")
+    @field_validator(
+        "anthropic_api_key",
+        "openai_api_key",
+        "redis_url",
+        "auth_secret",
+        "api_keys",
+        "jwt_secret",
+        "jwt_public_key",
+        mode="before",
+    )
     @classmethod
     def _empty_key_is_no_key(cls, value: object) -> object:
         # `ANTHROPIC_API_KEY=` in a .env file means "not set", not "set to nothing".
@@ -120,6 +154,44 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _split_auth(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("auth")
+    @classmethod
+    def _none_alone(cls, value: frozenset[AuthMethod]) -> frozenset[AuthMethod]:
+        if not value:
+            return frozenset({AuthMethod.NONE})
+        if AuthMethod.NONE in value and len(value) > 1:
+            raise ValueError("AUTH=none cannot be combined with other methods")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_configured(self) -> Settings:
+        if AuthMethod.APIKEY in self.auth:
+            self.api_key_table()  # raises on a malformed list
+        if AuthMethod.JWT in self.auth and self.jwt_secret is None and self.jwt_public_key is None:
+            raise ValueError("AUTH=jwt needs JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256/ES256)")
+        issues_tokens = bool(self.auth & {AuthMethod.ANONYMOUS, AuthMethod.SIWE})
+        if issues_tokens and self.auth_secret is None and self.redis_url is not None:
+            raise ValueError(
+                "AUTH_SECRET must be set in a cluster: every worker checks the tokens of the others"
+            )
+        if self.auth_secret is not None and len(self.auth_secret.get_secret_value()) < 32:
+            raise ValueError(
+                "AUTH_SECRET must be at least 32 characters (e.g. openssl rand -hex 32)"
+            )
+        if self.requires_credentials and self.cors_origins is not None and "*" in self.cors_origins:
+            raise ValueError(
+                "CORS_ORIGINS=* cannot be used with sign-in (AUTH): browsers would send "
+                "credentials to any site's scripts; list the origins"
+            )
+        return self
+
     @field_validator("networks")
     @classmethod
     def _at_least_one_network(cls, value: dict[str, Network]) -> dict[str, Network]:
@@ -127,7 +199,7 @@ class Settings(BaseSettings):
             raise ValueError("NETWORKS must name at least one network")
         return value
 
-    @field_validator("rate_limit_messages")
+    @field_validator("rate_limit_messages", "rate_limit_auth")
     @classmethod
     def _a_rate(cls, value: str) -> str:
         if value.strip():
@@ -135,7 +207,7 @@ class Settings(BaseSettings):
                 parse(value)
             except ValueError:
                 raise ValueError(
-                    "RATE_LIMIT_MESSAGES must read like 30/minute or 500/hour (empty: no limit)"
+                    "a rate reads like 30/minute or 500/hour (empty: no limit)"
                 ) from None
         return value.strip()
 
@@ -145,6 +217,33 @@ class Settings(BaseSettings):
         if value is not None and not is_valid_session_id(value):
             raise ValueError("DEFAULT_SESSION_ID must be 1-128 characters of [A-Za-z0-9_-]")
         return value
+
+    @property
+    def requires_credentials(self) -> bool:
+        """True when AUTH asks every request for a principal (anything but `none`)."""
+        return AuthMethod.NONE not in self.auth
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """CORS_ORIGINS, else `*` without sign-in and the page's own origin only with it."""
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return [] if self.requires_credentials else ["*"]
+
+    def api_key_table(self) -> dict[str, str]:
+        """API_KEYS (`name:key,…`) as name -> key."""
+        table: dict[str, str] = {}
+        if self.api_keys is None:
+            return table
+        for entry in self.api_keys.get_secret_value().split(","):
+            name, sep, key = entry.strip().partition(":")
+            if not sep or not is_valid_session_id(name) or len(key) < 16:
+                raise ValueError(
+                    "API_KEYS is a comma list of name:key, names of [A-Za-z0-9_-], "
+                    "keys of at least 16 characters"
+                )
+            table[name] = key
+        return table
 
     @property
     def provider(self) -> ProviderName:

@@ -25,6 +25,10 @@ class InvalidLastEventId(ChatbotError):
     code = "invalid_last_event_id"
 
 
+class InvalidCursor(ChatbotError):
+    code = "invalid_cursor"
+
+
 class InvalidSessionId(ChatbotError):
     code = "invalid_session_id"
 
@@ -91,6 +95,26 @@ class TooManySessions(ChatbotError):
 
 class TooManyStreams(ChatbotError):
     code = "too_many_streams"
+
+
+class Unauthorized(ChatbotError):
+    """No credentials, or ones that are forged, expired or revoked (AUTH)."""
+
+    code = "unauthorized"
+
+
+class SignInRefused(ChatbotError):
+    """A sign-in that does not hold; its code names the check that failed (`siwe_*`)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AuthMethodDisabled(ChatbotError):
+    """A sign-in route for a method AUTH does not list."""
+
+    code = "auth_method_disabled"
 
 
 class UnknownCommand(ChatbotError):

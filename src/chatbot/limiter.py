@@ -1,6 +1,6 @@
 """What one client may spend: message rates, counted with the `limits` library.
 
-Counted per principal; until users sign in (AUTH), the principal is the client's IP
+Counted per principal; without sign-in (AUTH=none), and on the sign-in routes, per IP
 address (behind a proxy on this machine, the one it names in X-Forwarded-For, which
 uvicorn trusts from 127.0.0.1). One process counts in memory; a cluster counts in its
 Redis, so a client cannot multiply its budget by reaching several workers.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 
-from limits import RateLimitItem, parse
+from limits import parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
@@ -37,28 +37,51 @@ class Limiter:
         else:
             storage = MemoryStorage()
         self.strategy = MovingWindowRateLimiter(storage)
-        self.messages: RateLimitItem | None = (
-            parse(settings.rate_limit_messages) if settings.rate_limit_messages else None
-        )
+        self.rates = {
+            name: parse(rate)
+            for name, rate in (
+                ("messages", settings.rate_limit_messages),
+                ("auth", settings.rate_limit_auth),
+            )
+            if rate
+        }
+        self.max_turns = settings.max_turns_per_principal
         self.metrics = metrics
 
     async def message(self, principal: str) -> None:
         """Count one message (chat or system note); 429 when over RATE_LIMIT_MESSAGES."""
-        limit = self.messages
+        await self._hit("messages", principal)
+
+    async def sign_in(self, address: str) -> None:
+        """Count one call of an auth route from an address; 429 over RATE_LIMIT_AUTH."""
+        await self._hit("auth", address)
+
+    def turn(self, running: int) -> None:
+        """Refuse a turn to a principal already running MAX_TURNS_PER_PRINCIPAL (429)."""
+        if running >= self.max_turns:
+            self.metrics.rate_limited.labels("turns").inc()
+            raise RateLimited(
+                f"You already have {running} replies being written, the most at once; "
+                "wait for one to finish.",
+                retry_after=5,
+            )
+
+    async def _hit(self, name: str, key: str) -> None:
+        limit = self.rates.get(name)
         if limit is None:
             return
         try:
-            if await self.strategy.hit(limit, "messages", principal):
+            if await self.strategy.hit(limit, name, key):
                 return
-            reset, _ = await self.strategy.get_window_stats(limit, "messages", principal)
+            reset, _ = await self.strategy.get_window_stats(limit, name, key)
         except StorageError:
             raise BackendUnavailable(
                 "The cluster's Redis is unavailable; try again shortly.", retry_after=2
             ) from None
-        self.metrics.rate_limited.labels("messages").inc()
+        self.metrics.rate_limited.labels(name).inc()
         wait = max(1, math.ceil(reset - time.time()))
         raise RateLimited(
-            f"More than {limit.amount} messages per {limit.multiples} {limit.GRANULARITY.name}; "
-            f"try again in {wait} s.",
+            f"More than {limit.amount} {name} requests per {limit.multiples} "
+            f"{limit.GRANULARITY.name}; try again in {wait} s.",
             retry_after=wait,
         )

@@ -44,7 +44,8 @@ class Metrics:
 
         for kind in ("events", "legacy"):
             self.streams_open.labels(kind)
-        self.rate_limited.labels("messages")
+        for limit in ("messages", "auth", "turns", "sessions", "streams"):
+            self.rate_limited.labels(limit)
         self.cluster: ClusterGauges | None = None
 
     def in_cluster(self) -> ClusterGauges:

@@ -1,7 +1,9 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 
+import { messageOf, readError, retryAfterSeconds } from "./errors.js";
 import { createSessionId, isValidSessionId } from "./ids.js";
 import { applyEvent, emptyState, fromServerState, isTyping } from "./state.js";
+import { Transport } from "./transport.js";
 import type {
   ChatError,
   ChatManagerConfig,
@@ -11,15 +13,12 @@ import type {
   SessionState,
 } from "./types.js";
 
-type Settings = Required<Omit<ChatManagerConfig, "sessionId" | "fetch">> & {
-  fetch: typeof fetch;
-};
+/** The settings besides the transport's (server, credentials, fetch). */
+type Settings = Required<
+  Omit<ChatManagerConfig, "sessionId" | "backendUrl" | "fetch" | "token" | "credentials">
+>;
 
 type Outcome<T> = { ok: true; data: T } | { ok: false; error: ChatError };
-
-function defaultBackendUrl(): string {
-  return typeof location === "undefined" ? "http://127.0.0.1:8080" : location.origin;
-}
 
 /**
  * One user's chat with the server: a session id, that session's live state and the
@@ -30,7 +29,8 @@ function defaultBackendUrl(): string {
  * the stream breaks, or stays silent (not even a keep-alive) for `keepAliveTimeout`,
  * it reconnects with exponential backoff and jitter, sending `Last-Event-ID` so the
  * server replays exactly what was missed. Every request carries the session id in its
- * body (or path) and in the `X-Session-Id` header; every failure reaches `onError`.
+ * body (or path) and in the `X-Session-Id` header, and the credentials (`token`, cookie);
+ * every failure reaches `onError` (`unauthorized` when signed out: the stream stops).
  *
  * ```ts
  * const chat = new ChatManager({ persistSession: true }, {
@@ -43,6 +43,7 @@ function defaultBackendUrl(): string {
  */
 export class ChatManager {
   private readonly settings: Settings;
+  private readonly transport: Transport;
   private readonly handlers: ChatManagerEventHandlers;
   private sessionId: string;
   private state: SessionState;
@@ -63,9 +64,8 @@ export class ChatManager {
    * @param handlers callbacks for state changes and errors
    */
   constructor(config: Partial<ChatManagerConfig> = {}, handlers: ChatManagerEventHandlers = {}) {
-    const fetchImpl = config.fetch ?? ((input, init) => fetch(input, init));
+    this.transport = new Transport(config);
     this.settings = {
-      backendUrl: (config.backendUrl ?? defaultBackendUrl()).replace(/\/+$/, ""),
       maxMessageLength: config.maxMessageLength ?? 8000,
       reconnectAttempts: config.reconnectAttempts ?? 5,
       reconnectDelay: config.reconnectDelay ?? 1000,
@@ -73,7 +73,6 @@ export class ChatManager {
       persistSession: config.persistSession ?? false,
       storageKey: config.storageKey ?? "chatbot.sessionId",
       keepAliveTimeout: config.keepAliveTimeout ?? 45_000,
-      fetch: fetchImpl,
     };
     this.handlers = handlers;
     this.sessionId = config.sessionId ?? this.storedSessionId() ?? createSessionId();
@@ -166,7 +165,7 @@ export class ChatManager {
     let response: Response;
     try {
       const path = `/api/sessions/${encodeURIComponent(this.sessionId)}/events`;
-      response = await this.settings.fetch(this.url(path), { headers, signal: controller.signal });
+      response = await this.transport.fetch(path, { headers, signal: controller.signal });
     } catch {
       if (current()) this.retry();
       return;
@@ -177,7 +176,7 @@ export class ChatManager {
       if (!current()) return;
       this.report(error);
       const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
-      if (retryable) this.retry(retryAfterMs(response));
+      if (retryable) this.retry((retryAfterSeconds(response) ?? 0) * 1000);
       else this.disconnect();
       return;
     }
@@ -222,7 +221,7 @@ export class ChatManager {
       this.setStatus("disconnected");
       this.report({
         code: "connection_failed",
-        message: `Could not connect to ${this.settings.backendUrl} after ${String(reconnectAttempts)} attempts.`,
+        message: `Could not connect to ${this.transport.backendUrl} after ${String(reconnectAttempts)} attempts.`,
       });
       return;
     }
@@ -342,7 +341,7 @@ export class ChatManager {
     const sessionId = this.sessionId;
     let error: ChatError;
     try {
-      const response = await this.settings.fetch(this.url(path), {
+      const response = await this.transport.fetch(path, {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-Session-Id": sessionId },
         body: JSON.stringify({ ...body, session_id: sessionId }),
@@ -354,10 +353,6 @@ export class ChatManager {
     }
     this.report(error);
     return { ok: false, error };
-  }
-
-  private url(path: string): string {
-    return this.settings.backendUrl + path;
   }
 
   // ---- notifications ---------------------------------------------------------------
@@ -432,36 +427,10 @@ function storage(): Storage | null {
   }
 }
 
-/** The server's error envelope `{"error": {"code", "message"}}` as a ChatError. */
-async function readError(response: Response): Promise<ChatError> {
-  const error: ChatError = {
-    code: `http_${String(response.status)}`,
-    message: response.statusText || `HTTP ${String(response.status)}`,
-    status: response.status,
-  };
-  try {
-    const body = (await response.json()) as { error?: { code?: unknown; message?: unknown } };
-    if (typeof body.error?.code === "string") error.code = body.error.code;
-    if (typeof body.error?.message === "string") error.message = body.error.message;
-  } catch {
-    // not JSON: keep the status line
-  }
-  return error;
-}
-
-function retryAfterMs(response: Response): number {
-  const seconds = Number(response.headers.get("Retry-After"));
-  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
-}
-
 function parseJson(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
     return undefined;
   }
-}
-
-function messageOf(cause: unknown): string {
-  return cause instanceof Error ? cause.message : String(cause);
 }

@@ -20,6 +20,7 @@ export function emptyState(sessionId: string): SessionState {
     pending_wallet_tx: null,
     wallet_tx: null,
     queued: [],
+    title: null,
   };
 }
 

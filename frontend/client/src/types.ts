@@ -1,6 +1,8 @@
 /**
- * The types of the chatbot client: the server's JSON (snake_case, as it comes over the
- * wire) and the ChatManager's configuration and callbacks.
+ * The types of the chatbot client: the session state and its messages as the server
+ * sends them (snake_case, as they come over the wire: the reducer applies events to them),
+ * the ChatManager's configuration and callbacks, and the ChatClient's results (the
+ * client's own objects, camelCase).
  */
 
 /** Who wrote a message. */
@@ -88,6 +90,8 @@ export interface SessionState {
   wallet_tx: WalletTransaction | null;
   /** Messages waiting for their turn under `BUSY_POLICY=queue`. */
   queued: Message[];
+  /** The conversation's title: its first words until renamed; `null` while it is empty. */
+  title: string | null;
 }
 
 /** The stream's connection state. */
@@ -103,8 +107,10 @@ export const ConnectionStatus = {
 
 /**
  * An error for the UI. `code` is the server's error code (e.g. `session_busy`,
- * `message_too_long`) or one of the client's own: `empty_message`, `message_too_long`,
- * `network_error`, `connection_failed`, `no_pending_transaction`, `invalid_response`.
+ * `unauthorized`, `session_not_found`, `siwe_signature`) or one of the client's own:
+ * `empty_message`, `message_too_long`, `network_error`, `connection_failed`,
+ * `no_pending_transaction`, `invalid_response`. The ChatClient throws it as a
+ * `ChatRequestError`.
  */
 export interface ChatError {
   code: string;
@@ -145,7 +151,25 @@ export interface ChatManagerConfig {
   keepAliveTimeout?: number;
   /** The `fetch` to use (tests, instrumentation). Default: the global `fetch`. */
   fetch?: typeof fetch;
+  /**
+   * A bearer token sent as `Authorization: Bearer …` on every request, streams included:
+   * a string, or a function asked before each request (return `null` for none). Browsers
+   * on the server's own origin need none: the sign-in calls set an HttpOnly cookie.
+   */
+  token?: TokenSource;
+  /**
+   * Whether requests carry cookies: `"same-origin"` (default; the UI served by the
+   * server), `"include"` for a UI on another origin (the server must list it in
+   * CORS_ORIGINS), `"omit"` for none.
+   */
+  credentials?: RequestCredentials;
 }
+
+/** ChatClient settings: the server and the credentials, as for ChatManager; all optional. */
+export type ChatClientConfig = Partial<Pick<ChatManagerConfig, "backendUrl" | "token" | "credentials" | "fetch">>;
+
+/** A bearer token, or where to get the current one before each request. */
+export type TokenSource = string | (() => string | null | Promise<string | null>);
 
 /** Callbacks; each is optional. */
 export interface ChatManagerEventHandlers {
@@ -162,4 +186,69 @@ export interface ChatManagerEventHandlers {
   onProcessingChange?: (isProcessing: boolean) => void;
   /** The whole session state, after every change (network, flags, queue, …). */
   onStateChange?: (state: SessionState) => void;
+}
+
+// ---- ChatClient: sign-in and the list of conversations ---------------------------------
+
+/** A way of signing in the server accepts (its AUTH setting); `none`: no sign-in at all. */
+export type AuthMethod = "none" | "anonymous" | "siwe" | "apikey" | "jwt";
+
+/** Who the credentials name (`GET /api/auth/me`). */
+export interface Me {
+  /** `anon:…`, `eth:0x…` (checksummed), `key:NAME`, `jwt:SUB`; `null` when not signed in or under AUTH=none. */
+  principal: string | null;
+  /** What the server accepts, e.g. `["none"]` or `["anonymous", "siwe"]`. */
+  methods: AuthMethod[];
+  /** When this server's token ends (ISO 8601), else `null`. */
+  expiresAt: string | null;
+}
+
+/** A successful sign-in. The browser also got the token as an HttpOnly cookie. */
+export interface SignInResult {
+  principal: string;
+  /** When the token ends (ISO 8601). */
+  expiresAt: string;
+  /** Sign-in with Ethereum from an anonymous principal: how many of its conversations moved to the address. */
+  movedSessions: number;
+  /** The bearer token, for clients without cookies (pass it as the `token` option). */
+  token: string;
+}
+
+/** What `signInWithEthereum` needs: the account and a way to sign with it. */
+export interface SiweSignInOptions {
+  /** The account that signs (EIP-55 checksummed, or all one case). */
+  address: string;
+  /** The chain to name in the message; default the server's (the nonce answer's `chain_id`). */
+  chainId?: number;
+  /** One line the wallet shows above the message's fields. */
+  statement?: string;
+  /** Signs the message text with `address` (EIP-191 `personal_sign`; viem: `walletClient.signMessage`), resolving to the 0x signature. */
+  signMessage: (message: string) => Promise<string>;
+}
+
+/** One of my conversations (an entry of `GET /api/sessions`). */
+export interface SessionSummary {
+  sessionId: string;
+  /** Its first words until renamed; `null` while it has no message. */
+  title: string | null;
+  createdAt: string;
+  lastActiveAt: string;
+  messageCount: number;
+  /** A turn is running in it right now. */
+  isProcessing: boolean;
+}
+
+/** A page of my conversations, most recently active first. */
+export interface SessionPage {
+  sessions: SessionSummary[];
+  /** Pass as `cursor` for the next page; `null` on the last one. */
+  nextCursor: string | null;
+}
+
+/** Where `listSessions` starts and how much it takes. */
+export interface ListSessionsOptions {
+  /** `nextCursor` of the previous page; none for the first page. */
+  cursor?: string | null;
+  /** Conversations per page, 1–200; the server's default is 50. */
+  limit?: number;
 }

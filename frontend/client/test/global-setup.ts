@@ -1,7 +1,8 @@
 /**
- * Starts the real chatbot server (scripted model, its own SQLite file, no tool servers)
- * on 127.0.0.1 for the whole test run, hands its URL to the tests (`inject("backendUrl")`)
- * and stops it at the end.
+ * Starts two real chatbot servers (scripted model, each with its own SQLite file, no tool
+ * servers) on 127.0.0.1 for the whole test run: one without sign-in (AUTH=none,
+ * `inject("backendUrl")`) and one with anonymous and Ethereum sign-in
+ * (`inject("authBackendUrl")`). Both stop at the end.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -15,6 +16,7 @@ import type { TestProject } from "vitest/node";
 declare module "vitest" {
   export interface ProvidedContext {
     backendUrl: string;
+    authBackendUrl: string;
   }
 }
 
@@ -37,7 +39,38 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Settings of the server with sign-in; tests sign in with them (chain id 31337 is `testnet`). */
+const AUTH_ENV = {
+  AUTH: "anonymous,siwe",
+  AUTH_SECRET: "client-tests-secret-0123456789abcdef", // ≥ 32 characters
+  RATE_LIMIT_AUTH: "", // every test signs in from 127.0.0.1
+};
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const servers = await Promise.allSettled([startServer({}), startServer(AUTH_ENV)]);
+  const started = servers.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const stopAll = async () => {
+    await Promise.all(started.map((server) => server.stop()));
+  };
+  const failed = servers.find((s) => s.status === "rejected");
+  if (failed) {
+    await stopAll();
+    throw failed.reason;
+  }
+  const [plain, withAuth] = started;
+  if (!plain || !withAuth) throw new Error("unreachable: both servers started");
+  project.provide("backendUrl", plain.url);
+  project.provide("authBackendUrl", withAuth.url);
+  return stopAll;
+}
+
+interface StartedServer {
+  url: string;
+  stop: () => Promise<void>;
+}
+
+/** One server with these settings on top of the common ones, once it listens. */
+async function startServer(extraEnv: Record<string, string>): Promise<StartedServer> {
   const port = await freePort();
   const workdir = mkdtempSync(join(tmpdir(), "chatbot-client-test-"));
   const server = spawn(
@@ -60,6 +93,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
           sepolia: { chain_id: 11155111, rpc_url: "http://127.0.0.1:8546" },
         }),
         DEFAULT_NETWORK: "testnet",
+        ...extraEnv,
       },
     },
   );
@@ -96,9 +130,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     rmSync(workdir, { recursive: true, force: true });
     throw error;
   }
-  project.provide("backendUrl", `http://127.0.0.1:${String(port)}`);
-
-  return async () => {
+  const stop = async () => {
     if (server.exitCode === null && server.signalCode === null) {
       const exited = new Promise((done) => server.once("exit", done));
       server.kill("SIGTERM");
@@ -108,4 +140,5 @@ export default async function setup(project: TestProject): Promise<() => Promise
     }
     rmSync(workdir, { recursive: true, force: true });
   };
+  return { url: `http://127.0.0.1:${String(port)}`, stop };
 }

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
 from chatbot import errors
 from chatbot.api.responses import JsonResponse
@@ -18,10 +19,13 @@ log = logging.getLogger("chatbot.api")
 STATUS: dict[type[errors.ChatbotError], int] = {
     errors.InvalidInput: 422,
     errors.InvalidSessionId: 400,
+    errors.InvalidCursor: 400,
     errors.InvalidLastEventId: 400,
-    errors.MissingSessionId: 400,
+    # No session named, none found: 404, like an unknown id (and what a schema-valid
+    # request without the optional id may get).
+    errors.MissingSessionId: 404,
     errors.EmptyMessage: 422,
-    errors.MessageTooLong: 413,
+    errors.MessageTooLong: 422,
     errors.SessionNotFound: 404,
     errors.MessageNotFound: 404,
     errors.SessionBusy: 409,
@@ -35,6 +39,9 @@ STATUS: dict[type[errors.ChatbotError], int] = {
     errors.BackendUnavailable: 503,
     errors.TooManySessions: 503,
     errors.TooManyStreams: 503,
+    errors.Unauthorized: 401,
+    errors.SignInRefused: 401,
+    errors.AuthMethodDisabled: 404,
     errors.UnknownCommand: 400,
     errors.UnknownNetwork: 400,
 }
@@ -73,7 +80,10 @@ def chatbot_error_response(
 ) -> JsonResponse:
     """The response for a domain error."""
     status = next((STATUS[kind] for kind in type(error).__mro__ if kind in STATUS), 400)
-    return error_response(status, error.code, error.message, error.retry_after, extra)
+    response = error_response(status, error.code, error.message, error.retry_after, extra)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 async def _on_chatbot_error(request: Request, error: Exception) -> JsonResponse:
@@ -101,7 +111,26 @@ async def _on_http_error(request: Request, error: Exception) -> JsonResponse:
     response = error_response(error.status_code, code, str(error.detail))
     if error.headers:
         response.headers.update(error.headers)
+    if error.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed(request))
     return response
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette names only the first route's."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if (
+            isinstance(route, Route)
+            and route.methods
+            and route.matches(request.scope)[0]
+            in (
+                Match.FULL,
+                Match.PARTIAL,
+            )
+        ):
+            methods |= route.methods
+    return sorted(methods)
 
 
 async def _on_unexpected(request: Request, error: Exception) -> JsonResponse:

@@ -210,6 +210,9 @@ class WebStateResponse(BaseModel):
     is_connecting_mcp: bool
     missing_api_key: bool
     network: str
+    title: str | None = Field(
+        default=None, description="The conversation's title: its first words until renamed."
+    )
     pending_wallet_tx: str | None = Field(
         description="The original app's field, for its clients: null, or a JSON *string* of "
         "`{to, value, data, gas?, description, timestamp}` that they `JSON.parse`. New clients "
@@ -235,6 +238,83 @@ class MessagePageResponse(BaseModel):
 
     messages: list[MessageModel]
     has_more: bool = Field(description="Whether messages older than these exist.")
+
+
+class RenameRequest(BaseModel):
+    """`PATCH /api/sessions/{id}`: the conversation's new title."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"title": "Gas fees on Base"}]})
+
+    title: str = Field(min_length=1, max_length=200, pattern=r"\S")
+
+
+class SessionSummaryModel(BaseModel):
+    """One conversation in the caller's list."""
+
+    session_id: str = Field(json_schema_extra=SESSION_ID_SCHEMA)
+    title: str | None = Field(description="Its first words until renamed; null while empty.")
+    created_at: str
+    last_active_at: str
+    message_count: int
+    is_processing: bool
+
+
+class SessionListResponse(BaseModel):
+    """A page of the caller's conversations, most recently active first."""
+
+    sessions: list[SessionSummaryModel]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class TokenResponse(BaseModel):
+    """A sign-in: the bearer token (also set as the `chatbot_token` cookie)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "token": "eyJhbGciOiJIUzI1NiIs…",
+                    "principal": "eth:0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+                    "expires_at": "2026-12-09T03:04:05.000Z",
+                    "moved_sessions": 2,
+                }
+            ]
+        }
+    )
+
+    token: str
+    principal: str = Field(description="`anon:…`, `eth:0x…` (checksummed), `key:NAME`, `jwt:SUB`.")
+    expires_at: str
+    moved_sessions: int = Field(
+        default=0, description="SIWE from an anonymous browser: how many of its sessions moved."
+    )
+
+
+class SiweNonceResponse(BaseModel):
+    """What the EIP-4361 message must carry: the nonce, and this server's domain and URI."""
+
+    nonce: str
+    domain: str
+    uri: str
+    chain_id: int = Field(description="The default network's chain id (any configured one works).")
+    expires_at: str = Field(description="When the nonce stops being accepted.")
+
+
+class SiweRequest(BaseModel):
+    """A signed EIP-4361 message."""
+
+    message: str = Field(min_length=1, max_length=4096)
+    signature: str = Field(min_length=4, max_length=32768, pattern=r"^0x[0-9a-fA-F]+$")
+
+
+class MeResponse(BaseModel):
+    """Who the caller is, and how one may sign in here."""
+
+    principal: str | None = Field(description="Null when not signed in (or under AUTH=none).")
+    methods: list[str] = Field(description="AUTH: `none`, or the methods accepted.")
+    expires_at: str | None = Field(description="When this server's token ends; null otherwise.")
 
 
 class SessionCreated(BaseModel):

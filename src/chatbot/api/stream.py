@@ -17,7 +17,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatbot.api.errors import chatbot_error_response
-from chatbot.api.params import PATH_SESSION_ID, QUERY_SESSION_ID, manager_of, required_session_id
+from chatbot.api.params import (
+    PATH_SESSION_ID,
+    QUERY_SESSION_ID,
+    limit_key,
+    manager_of,
+    required_session_id,
+)
 from chatbot.api.schemas import EVENT_TYPES, errors_doc, sse_doc
 from chatbot.errors import ChatbotError, InvalidLastEventId
 from chatbot.sessions.events import StreamKind, Subscriber
@@ -97,7 +103,7 @@ _LEGACY_EXAMPLE = 'data: {"session_id":"s-1","seq":5,"messages":[…],"is_proces
             _EVENTS_EXAMPLE,
             EVENT_TYPES,
         ),
-        **errors_doc(400, 503),
+        **errors_doc(400, 401, 404, 429, 503),
     },
 )
 async def events(
@@ -110,10 +116,12 @@ async def events(
     ),
 ) -> Response:
     """Stream a session's events; an unknown session streams an empty snapshot and waits."""
-    session_id = required_session_id(request, session_id)
+    session_id = await required_session_id(request, session_id)
     resume_from = _last_event_id(request, last_event_id)
     manager = manager_of(request)
-    subscriber = await manager.open_stream(session_id, StreamKind.EVENTS, resume_from)
+    subscriber = await manager.open_stream(
+        session_id, StreamKind.EVENTS, resume_from, await limit_key(request)
+    )
     return EventStream(manager, subscriber)
 
 
@@ -129,14 +137,16 @@ async def events(
             _LEGACY_EXAMPLE,
             None,
         ),
-        **errors_doc(400, 503),
+        **errors_doc(400, 401, 404, 429, 503),
     },
 )
 async def legacy_stream(request: Request, session_id: str | None = QUERY_SESSION_ID) -> Response:
     """Stream the session's full state on every change; an unknown session waits."""
     manager = manager_of(request)
     subscriber = await manager.open_stream(
-        required_session_id(request, session_id), StreamKind.LEGACY
+        await required_session_id(request, session_id),
+        StreamKind.LEGACY,
+        owner=await limit_key(request),
     )
     return EventStream(manager, subscriber)
 

@@ -31,7 +31,7 @@ from chatbot.cluster.rpc import NotHolder, Rpc, WorkerGone
 from chatbot.config import Settings
 from chatbot.errors import BackendUnavailable, ChatbotError, SessionNotFound
 from chatbot.metrics import ClusterGauges
-from chatbot.model import new_session_id, redact
+from chatbot.model import new_session_id, redact, scoped
 from chatbot.sessions.events import EventLog, Subscriber
 from chatbot.sessions.manager import SessionManager, Stage
 from chatbot.sessions.service import OPERATIONS, Answer, Args
@@ -359,13 +359,16 @@ class ClusterSessions:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 
-    async def run(self, session_id: str | None, op: str, args: Args, *, create: bool) -> Answer:
+    async def run(
+        self, session_id: str | None, op: str, args: Args, *, create: bool, scope: str = ""
+    ) -> Answer:
         """Run `op` where the session is held; take the session when nobody holds it."""
         cluster = self.cluster
         manager = cluster.manager
         if session_id is None:
             # A fresh UUIDv4: nobody holds it and the database cannot have it.
-            session_id = new_session_id()
+            session_id = scoped(new_session_id(), scope)
+            await manager.check_quota(session_id)
             if await cluster.leases.acquire(session_id):
                 manager.create(session_id)
         for _ in range(ROUTE_ATTEMPTS):
@@ -384,7 +387,10 @@ class ClusterSessions:
                 # one stalled. Nothing more is written from here.
                 manager.drop(session_id)
                 continue
-            if holder is None or holder == cluster.me:
+            if op == "release" and holder != cluster.me:
+                if holder is None:
+                    return {}  # in nobody's memory: nothing to release
+            elif holder is None or holder == cluster.me:
                 try:
                     adopted = await cluster.adopt(session_id, create=create and op != "delete")
                 except NotHolder:
@@ -404,6 +410,9 @@ class ClusterSessions:
     async def here(self, session_id: str, op: str, args: Args) -> Answer:
         """Run `op` on a session this worker holds."""
         manager = self.cluster.manager
+        if op == "release":
+            await manager.release(session_id)
+            return {}
         if op == "delete":
             await manager.remove(session_id)
             await self.cluster.leases.forget_turn(session_id)
@@ -415,3 +424,11 @@ class ClusterSessions:
         if session is None:
             raise NotHolder()
         return await OPERATIONS[op](session, args)
+
+    async def running_turns(self, session_id: str) -> int:
+        """The owner's other turns running on any worker, from Redis."""
+        return await self.cluster.leases.running_turns(session_id)
+
+    async def processing(self, session_ids: list[str]) -> set[str]:
+        """Which of these sessions run a turn on any worker, from Redis."""
+        return await self.cluster.leases.running(session_ids)

@@ -5,6 +5,8 @@ docs/DEPLOY.md lists what each holds and how each is bounded (trimmed or expirin
 
 from __future__ import annotations
 
+from chatbot.model import scope_in
+
 
 class Keys:
     """Key and channel names under one prefix."""
@@ -27,6 +29,12 @@ class Keys:
     def channel(self, session_id: str) -> str:
         """Pub/sub channel: each batch of the session's new frames, for workers streaming it."""
         return f"{self.prefix}live:{session_id}"
+
+    def owned_turns(self, session_id: str) -> str | None:
+        """Sorted set: the running turns of one principal's sessions, scored like `turns`
+        (MAX_TURNS_PER_PRINCIPAL counts those not run out); None for an unowned session."""
+        scope = scope_in(session_id)
+        return f"{self.prefix}running:{scope}" if scope else None
 
     def inbox(self, worker: str) -> str:
         """Pub/sub channel: requests to a worker and answers to its own requests."""

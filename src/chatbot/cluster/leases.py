@@ -63,7 +63,13 @@ class Leases:
         if running:
             until = int(time.time() * 1000) + self.ms
             scores: dict[str, float] = {session_id: until for session_id in running}
-            await self.link.call(self.link.redis.zadd(self.keys.turns, scores, xx=True))
+            pipe = self.link.redis.pipeline(transaction=False)
+            pipe.zadd(self.keys.turns, scores, xx=True)
+            for session_id in running:
+                if (owned := self.keys.owned_turns(session_id)) is not None:
+                    pipe.zadd(owned, {session_id: until}, xx=True)
+                    pipe.pexpireat(owned, until)
+            await self.link.execute(pipe)
         return lost
 
     async def release(self, session_ids: list[str]) -> None:
@@ -91,4 +97,28 @@ class Leases:
 
     async def forget_turn(self, session_id: str) -> None:
         """The turn is recovered or abandoned: stop offering it."""
-        await self.link.call(self.link.redis.zrem(self.keys.turns, session_id))
+        pipe = self.link.redis.pipeline(transaction=False)
+        pipe.zrem(self.keys.turns, session_id)
+        if (owned := self.keys.owned_turns(session_id)) is not None:
+            pipe.zrem(owned, session_id)
+        await self.link.execute(pipe)
+
+    async def running(self, session_ids: list[str]) -> set[str]:
+        """Which of these sessions run a turn whose lease has not run out."""
+        if not session_ids:
+            return set()
+        now = int(time.time() * 1000)
+        scores = await self.link.call(self.link.redis.zmscore(self.keys.turns, session_ids))
+        return {sid for sid, score in zip(session_ids, scores, strict=True) if (score or 0) >= now}
+
+    async def running_turns(self, session_id: str) -> int:
+        """The running turns (lease not run out, any worker) of the owner's other sessions."""
+        owned = self.keys.owned_turns(session_id)
+        if owned is None:
+            return 0
+        now = int(time.time() * 1000)
+        pipe = self.link.redis.pipeline(transaction=False)
+        pipe.zcount(owned, now, "+inf")
+        pipe.zscore(owned, session_id)
+        count, own = await self.link.execute(pipe)
+        return int(count) - (own is not None and own >= now)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from chatbot.errors import BackendUnavailable
 from redis import exceptions as redis_errors
@@ -65,6 +66,11 @@ class Link:
                 "The cluster's Redis is unavailable; try again shortly.",
                 retry_after=RETRY_AFTER_SECONDS,
             ) from None
+
+    async def execute(self, pipe: Pipeline) -> list[Any]:
+        """Run a pipeline of commands in one trip; a lost connection is a 503."""
+        replies: list[Any] = await self.call(pipe.execute())
+        return replies
 
     def lost(self, error: BaseException) -> None:
         """Redis failed a call: refuse writes until a ping answers again."""

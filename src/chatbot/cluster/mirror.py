@@ -44,13 +44,14 @@ class Mirror:
 
     def __init__(
         self,
+        session_id: str,
         state: State,
         capacity: int,
         snapshot_messages: int,
         interval_ms: float,
         sent: Callable[[int], None],
     ) -> None:
-        self.id: str = state["session_id"]
+        self.id = session_id
         self.state = state
         self.capacity = capacity
         self.snapshot_messages = snapshot_messages
@@ -199,6 +200,7 @@ class Mirrors:
 
     def _new(self, session_id: str) -> Mirror:
         return Mirror(
+            session_id,
             self._empty_state(session_id),
             self._capacity,
             self._snapshot_messages,

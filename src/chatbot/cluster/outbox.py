@@ -131,10 +131,16 @@ class Outbox:
             pipe = self.link.redis.pipeline(transaction=False)
             until = int(time.time() * 1000) + self.lease_ms
             for session_id, running in turns.items():
+                owned = keys.owned_turns(session_id)
                 if running:
                     pipe.zadd(keys.turns, {session_id: until})
+                    if owned is not None:
+                        pipe.zadd(owned, {session_id: until})
+                        pipe.pexpireat(owned, until)
                 else:
                     pipe.zrem(keys.turns, session_id)
+                    if owned is not None:
+                        pipe.zrem(owned, session_id)
             await pipe.execute()
         return lost
 

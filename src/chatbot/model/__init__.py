@@ -4,7 +4,15 @@ A leaf package: it imports nothing else of the app, so the store, the settings, 
 sessions, the agent and the routes can all use it without depending on one another.
 """
 
-from chatbot.model.ids import is_valid_session_id, new_session_id, redact
+from chatbot.model.ids import (
+    is_valid_session_id,
+    new_session_id,
+    public_id,
+    redact,
+    scope_in,
+    scope_of,
+    scoped,
+)
 from chatbot.model.messages import (
     Message,
     MessageStatus,
@@ -37,6 +45,10 @@ __all__ = [
     "new_message_id",
     "new_session_id",
     "parse_iso",
+    "public_id",
     "redact",
+    "scope_in",
+    "scope_of",
+    "scoped",
     "utc_timestamp",
 ]

@@ -109,6 +109,7 @@ class Subscriber:
         "kind",
         "last_write",
         "limit",
+        "owner",
         "resync",
         "session_id",
         "snapshot",
@@ -125,6 +126,7 @@ class Subscriber:
         self.kind = kind
         self.limit = limit
         self.snapshot = snapshot
+        self.owner = ""
         self.resync = False
         self.aborted = False
         self.last_write = time.monotonic()

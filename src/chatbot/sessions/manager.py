@@ -10,15 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from chatbot.collector import collect_old
 from chatbot.config import Settings
-from chatbot.errors import BackendUnavailable, SessionNotFound, TooManySessions, TooManyStreams
+from chatbot.errors import (
+    BackendUnavailable,
+    RateLimited,
+    SessionNotFound,
+    TooManySessions,
+    TooManyStreams,
+)
 from chatbot.metrics import Metrics
-from chatbot.model import new_session_id, redact
+from chatbot.model import new_session_id, redact, scope_in
 from chatbot.sessions.audience import Audience
 from chatbot.sessions.events import EventLog, MemoryEventLog, StreamKind, Subscriber
 from chatbot.sessions.ports import TurnRunner
@@ -112,6 +119,10 @@ class SessionManager:
         self._loading: dict[str, asyncio.Future[Session | None]] = {}
         self._waiting: dict[str, set[Subscriber]] = {}
         self._streams: set[Subscriber] = set()
+        # Per principal (scope, or the client's address under AUTH=none): open streams,
+        # and per scope the turns running here.
+        self._owned_streams: Counter[str] = Counter()
+        self._scope_turns: Counter[str] = Counter()
         self._timers: list[asyncio.Task[None]] = []
 
     def __len__(self) -> int:
@@ -144,6 +155,21 @@ class SessionManager:
             "turns": sum(1 for session in sessions if session.turns.running),
             "queued": sum(len(session.turns.queued) for session in sessions),
         }
+
+    def running_turns(self, scope: str) -> int:
+        """How many turns of a principal's sessions (by scope) run here."""
+        return self._scope_turns[scope]
+
+    async def check_quota(self, session_id: str) -> None:
+        """Refuse a new session to a principal owning MAX_SESSIONS_PER_PRINCIPAL (429)."""
+        scope = scope_in(session_id)
+        limit = self.settings.max_sessions_per_principal
+        if scope and await self.store.count_owned(scope) >= limit:
+            self.metrics.rate_limited.labels("sessions").inc()
+            raise RateLimited(
+                f"You have {limit} conversations, the most one may keep; delete some first.",
+                retry_after=60,
+            )
 
     def placeholder(self, session_id: str) -> Session:
         """An empty, unregistered session: how an id nobody has used yet looks."""
@@ -236,7 +262,8 @@ class SessionManager:
         session = await self.find(session_id, seq) or self._sessions.get(session_id)
         if session is not None:
             return session
-        return self._new(session_id, seq)
+        await self.check_quota(session_id)
+        return self._sessions.get(session_id) or self._new(session_id, seq)
 
     def _new(self, session_id: str, seq: int = 0) -> Session:
         if len(self._sessions) >= self.settings.max_sessions:
@@ -279,6 +306,18 @@ class SessionManager:
         if session is None and not stored:
             raise SessionNotFound(f"No session with id {redact(session_id)!s}.")
         log.info("session removed", extra={"session": redact(session_id)})
+
+    async def release(self, session_id: str) -> None:
+        """Take a session out of memory to re-key it on disk (its owner signed in): its
+        turn stops, its streams get `session.closed` with reason `moved`."""
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return
+        self.metrics.sessions_active.set(len(self._sessions))
+        await session.close("moved")
+        await self.store.flush()
+        if self.peers is not None:
+            await self.peers.released([session_id])
 
     def drop(self, session_id: str) -> None:
         """Forget a session another worker takes over; it writes nothing more from here."""
@@ -371,11 +410,25 @@ class SessionManager:
     # ---- streams -------------------------------------------------------------------
 
     async def open_stream(
-        self, session_id: str, kind: StreamKind, last_event_id: int | None = None
+        self,
+        session_id: str,
+        kind: StreamKind,
+        last_event_id: int | None = None,
+        owner: str = "",
     ) -> Subscriber:
-        """Register a stream and queue what it starts with (snapshot, replay or state)."""
+        """Register a stream and queue what it starts with (snapshot, replay or state).
+
+        `owner` is who opens it, counted against MAX_STREAMS_PER_PRINCIPAL.
+        """
         if len(self._streams) >= self.settings.max_streams:
             raise TooManyStreams("The server has too many open streams.", retry_after=5)
+        if owner and self._owned_streams[owner] >= self.settings.max_streams_per_principal:
+            self.metrics.rate_limited.labels("streams").inc()
+            raise RateLimited(
+                f"You have {self.settings.max_streams_per_principal} open streams, the most "
+                "one may; close some first.",
+                retry_after=5,
+            )
         session: Stage | None
         if self.peers is not None:
             session = await self.peers.stream_target(session_id)
@@ -399,6 +452,7 @@ class SessionManager:
 
         limit = self.settings.subscriber_queue_size
         subscriber = Subscriber(session_id, kind, limit, self._empty_frame(session_id, kind))
+        subscriber.owner = owner
         if self.peers is not None:
             # This worker may have taken the session while the stream was being set up.
             session = self._sessions.get(session_id) or session
@@ -412,6 +466,8 @@ class SessionManager:
             self._waiting.setdefault(session_id, set()).add(subscriber)
             subscriber.prime([subscriber.snapshot()])
         self._streams.add(subscriber)
+        if owner:
+            self._owned_streams[owner] += 1
         self.metrics.streams_open.labels(kind.value).inc()
         return subscriber
 
@@ -420,6 +476,10 @@ class SessionManager:
         if subscriber not in self._streams:
             return
         self._streams.discard(subscriber)
+        if subscriber.owner:
+            self._owned_streams[subscriber.owner] -= 1
+            if not self._owned_streams[subscriber.owner]:
+                del self._owned_streams[subscriber.owner]
         self.metrics.streams_open.labels(subscriber.kind.value).dec()
         session = self._sessions.get(subscriber.session_id)
         if session is not None:
@@ -460,12 +520,18 @@ class SessionManager:
     def turn_started(self, session_id: str) -> None:
         """Count a turn that began."""
         self.metrics.turns_running.inc()
+        if scope := scope_in(session_id):
+            self._scope_turns[scope] += 1
         if self.peers is not None:
             self.peers.turn_started(session_id)
 
     def turn_ended(self, session_id: str) -> None:
         """Count a turn that ended."""
         self.metrics.turns_running.dec()
+        if scope := scope_in(session_id):
+            self._scope_turns[scope] -= 1
+            if not self._scope_turns[scope]:
+                del self._scope_turns[scope]
         if self.peers is not None:
             self.peers.turn_ended(session_id)
 

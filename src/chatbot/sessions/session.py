@@ -24,12 +24,14 @@ from chatbot.model import (
     WalletStatus,
     WalletTx,
     iso_in,
+    public_id,
     utc_timestamp,
 )
 from chatbot.sessions.audience import Audience
 from chatbot.sessions.events import EventLog, Subscriber, event_frame, state_frame
 from chatbot.sessions.notes import resolution_from_text, wallet_network_from_text
 from chatbot.sessions.ports import TurnRunner
+from chatbot.sessions.titles import first_words
 from chatbot.sessions.turns import INTERRUPTED_BY_USER, Turns
 from chatbot.sessions.wallet import WalletSlot
 from chatbot.store.base import Store, StoredSession
@@ -196,6 +198,7 @@ class Session:
             "is_connecting_mcp": status.is_connecting_mcp,
             "missing_api_key": status.missing_api_key,
             "network": self.network,
+            "title": self.title,
             "pending_wallet_tx": pending.original_json() if pending else None,
             "wallet_tx": pending.public() if pending else None,
             "queued": self.turns.queued,
@@ -205,7 +208,7 @@ class Session:
         """The `WebStateResponse`: the newest SNAPSHOT_MESSAGES, and how many came before."""
         shown = self.messages[-self.env.settings.snapshot_messages :]
         return {
-            "session_id": self.id,
+            "session_id": public_id(self.id),
             "seq": self.log.seq,
             "messages": shown,
             "older_messages": self.base + len(self.messages) - len(shown),
@@ -243,6 +246,12 @@ class Session:
         _, frame = self.log.append(event_type, data)
         self.audience.publish(frame)
 
+    def rename(self, title: str) -> None:
+        """Give the conversation the title its owner chose."""
+        self.title = title
+        self.save()
+        self.emit_state()
+
     def emit_state(self) -> None:
         """Announce a change of flags, network or readiness."""
         self._emit("state", self.flags())
@@ -253,7 +262,7 @@ class Session:
         if message.is_streaming:
             self._open.append(message)
         if self.title is None and message.sender == "user":
-            self.title = message.content[:80]
+            self.title = first_words(message.content)
         self.save()
         self._save(message)
         self._emit("tool.call" if message.tool else "message.created", {"message": message})

@@ -3,12 +3,20 @@ default) and Postgres (for several machines), chosen by `DATABASE_URL`."""
 
 from __future__ import annotations
 
-from chatbot.store.base import MessagePage, Store, StoredSession, StoreError, StoreUnavailable
+from chatbot.store.base import (
+    MessagePage,
+    SessionSummary,
+    Store,
+    StoredSession,
+    StoreError,
+    StoreUnavailable,
+)
 from chatbot.store.postgres import PostgresStore
 from chatbot.store.sqlite import SqliteStore
 
 __all__ = [
     "MessagePage",
+    "SessionSummary",
     "Store",
     "StoreError",
     "StoreUnavailable",

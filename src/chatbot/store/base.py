@@ -50,6 +50,17 @@ class StoredSession:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """One line of a principal's list of conversations."""
+
+    id: str
+    title: str | None
+    created_at: str
+    last_active_at: str
+    message_count: int
+
+
+@dataclass(frozen=True, slots=True)
 class MessagePage:
     """Older history, oldest first, and whether there is more before it."""
 
@@ -121,6 +132,21 @@ class Store(Protocol):
 
     async def session_ids(self, after: str | None, limit: int) -> list[str]:
         """Up to `limit` stored session ids after `after`, in id order (for copying)."""
+
+    async def owned(
+        self, scope: str, before: tuple[str, str] | None, limit: int
+    ) -> list[SessionSummary]:
+        """A scope's sessions, most recently active first, after the `(last_active_at, id)`
+        cursor `before`; at most `limit`."""
+
+    async def count_owned(self, scope: str) -> int:
+        """How many sessions a scope owns."""
+
+    async def move_owned(self, source: str, target: str) -> list[str]:
+        """Give the sessions of scope `source` to scope `target`, re-keyed; the keys moved.
+
+        A session whose id the target already uses stays where it is.
+        """
 
     async def wallet_txs(self, session_id: str) -> list[tuple[WalletTx, WalletStatus | None]]:
         """Every transaction of the session with its status, resolved first, in order."""

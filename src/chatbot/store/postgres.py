@@ -82,6 +82,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         )
         """,
     ),
+    (
+        # Sign-in (AUTH): the scope of the principal owning a session, NULL without one.
+        "ALTER TABLE sessions ADD COLUMN owner text",
+        "CREATE INDEX sessions_by_owner ON sessions (owner, last_active_at, id)",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -199,7 +204,7 @@ class PostgresStore(SqlStore):
                 rows = [params for _, params in run]
                 await cursor.executemany(sql, rows)
                 ignored += len(rows) - max(cursor.rowcount, 0)
-        if ignored:
+        if ignored > 0:
             logger.info("Ignored %d writes for sessions that are no longer stored", ignored)
 
     async def schema_version(self) -> int:

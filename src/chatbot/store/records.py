@@ -25,6 +25,7 @@ from chatbot.model import (
     iso_utc,
     parse_iso,
     redact,
+    scope_in,
     utc_timestamp,
 )
 from chatbot.model.time import as_utc, monotonic_deadline
@@ -42,8 +43,18 @@ WALLET_TX_COLUMNS: Final = (
 def session_row(
     session_id: str, network: str, title: str | None, created_at: str, last_active_at: str
 ) -> tuple[object, ...]:
-    """`(id, network, title, created_at, last_active_at)`, times in the canonical form."""
-    return (session_id, network, title, canonical_time(created_at), canonical_time(last_active_at))
+    """`(id, owner, network, title, created_at, last_active_at)`, times canonical.
+
+    The owner is the scope the id carries (model/ids.py), NULL for an unscoped session.
+    """
+    return (
+        session_id,
+        scope_in(session_id) or None,
+        network,
+        title,
+        canonical_time(created_at),
+        canonical_time(last_active_at),
+    )
 
 
 def message_row(session_id: str, position: int, message: Message) -> tuple[object, ...]:

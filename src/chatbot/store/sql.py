@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
-from chatbot.model import REMEMBERED_RESOLUTIONS, Message, WalletStatus, WalletTx
-from chatbot.store.base import MessagePage, StoredSession
+from chatbot.model import (
+    REMEMBERED_RESOLUTIONS,
+    Message,
+    WalletStatus,
+    WalletTx,
+    public_id,
+    scoped,
+)
+from chatbot.store.base import MessagePage, SessionSummary, StoredSession
 from chatbot.store.records import (
     MESSAGE_COLUMNS,
     WALLET_TX_COLUMNS,
@@ -27,10 +34,12 @@ from chatbot.store.records import (
     wallet_tx_from_row,
     wallet_tx_row,
 )
-from chatbot.store.writer import BatchWriter, Params
+from chatbot.store.writer import BatchWriter, Params, Write
 
 AFTER_ALL: Final = 2**63 - 1
 """A position bound above every stored position (64-bit integers in both databases)."""
+_AFTER_ALL_TIMES: Final = "9999"
+"""A time bound above every stored time (they are text, `YYYY-…`)."""
 
 Query = Callable[[str, Params], Awaitable[list[tuple[Any, ...]]]]
 """Runs one statement inside a read snapshot; its rows."""
@@ -41,7 +50,7 @@ class Statements:
     """A backend's SQL for the shared tables, parameters in the order given here."""
 
     upsert_session: str
-    """(id, network, title, created_at, last_active_at)"""
+    """(id, owner, network, title, created_at, last_active_at)"""
     upsert_message: str
     """(session_id, *MESSAGE_COLUMNS); a row only while its session is stored"""
     upsert_wallet_tx: str
@@ -68,11 +77,23 @@ class Statements:
     """(id)"""
     delete_inactive: str
     """(cutoff text)"""
+    select_owned: str
+    """(owner, last_active_at, id, limit) -> id, title, created_at, last_active_at, count"""
+    count_owned: str
+    """(owner) -> count"""
+    select_owned_ids: str
+    """(owner) -> id"""
+    copy_session: str
+    """(new id, new owner, old id): the session row under its new key"""
+    move_messages: str
+    """(new id, old id)"""
+    move_wallet_txs: str
+    """(new id, old id)"""
 
 
 _UPSERT_SESSION = """
-INSERT INTO sessions (id, network, title, created_at, last_active_at)
-VALUES ({p}, {p}, {p}, {p}, {p})
+INSERT INTO sessions (id, owner, network, title, created_at, last_active_at)
+VALUES ({p}, {p}, {p}, {p}, {p}, {p})
 ON CONFLICT (id) DO UPDATE SET
     network = excluded.network,
     title = excluded.title,
@@ -156,6 +177,21 @@ def statements(
         count_sessions="SELECT count(*) FROM sessions",
         delete_session=f"DELETE FROM sessions WHERE id = {p}",
         delete_inactive=f"DELETE FROM sessions WHERE last_active_at < {p}",
+        select_owned=(
+            "SELECT id, title, created_at, last_active_at,"
+            " (SELECT count(*) FROM messages WHERE messages.session_id = sessions.id)"
+            f" FROM sessions WHERE owner = {p} AND (last_active_at, id) < ({p}, {p})"
+            f" ORDER BY last_active_at DESC, id DESC LIMIT {p}"
+        ),
+        count_owned=f"SELECT count(*) FROM sessions WHERE owner = {p}",
+        select_owned_ids=f"SELECT id FROM sessions WHERE owner = {p}",
+        copy_session=(
+            "INSERT INTO sessions (id, owner, network, title, created_at, last_active_at)"
+            f" SELECT {p}, {p}, network, title, created_at, last_active_at"
+            f" FROM sessions WHERE id = {p}"
+        ),
+        move_messages=f"UPDATE messages SET session_id = {p} WHERE session_id = {p}",
+        move_wallet_txs=f"UPDATE wallet_txs SET session_id = {p} WHERE session_id = {p}",
     )
 
 
@@ -169,6 +205,10 @@ class SqlStore(ABC):
     @abstractmethod
     def _reading(self) -> AbstractAsyncContextManager[Query]:
         """A read snapshot, so the several queries of one load agree."""
+
+    @abstractmethod
+    async def _commit(self, writes: list[Write]) -> None:
+        """Run the writes in order, in one transaction."""
 
     @abstractmethod
     async def _delete(self, sql: str, params: Params) -> int:
@@ -295,6 +335,56 @@ class SqlStore(ABC):
         async with self._reading() as query:
             rows = await query(self.statements.select_ids_after, (after or "", limit))
         return [str(row[0]) for row in rows]
+
+    async def owned(
+        self, scope: str, before: tuple[str, str] | None, limit: int
+    ) -> list[SessionSummary]:
+        """A scope's sessions, most recently active first, after the cursor `before`."""
+        await self.flush()
+        last_active, last_id = before or (_AFTER_ALL_TIMES, "")
+        async with self._reading() as query:
+            rows = await query(
+                self.statements.select_owned, (scope, last_active, last_id, max(limit, 0))
+            )
+        return [
+            SessionSummary(
+                id=row[0],
+                title=row[1],
+                created_at=row[2],
+                last_active_at=row[3],
+                message_count=int(row[4]),
+            )
+            for row in rows
+        ]
+
+    async def count_owned(self, scope: str) -> int:
+        """How many sessions a scope owns (after the writes queued so far)."""
+        await self.flush()
+        async with self._reading() as query:
+            rows = await query(self.statements.count_owned, (scope,))
+        return int(rows[0][0])
+
+    async def move_owned(self, source: str, target: str) -> list[str]:
+        """Re-key the sessions of `source` under `target` in one transaction."""
+        await self.flush()
+        sql = self.statements
+        async with self._reading() as query:
+            theirs = [str(row[0]) for row in await query(sql.select_owned_ids, (source,))]
+            ours = {public_id(str(row[0])) for row in await query(sql.select_owned_ids, (target,))}
+        moves = [
+            (old, scoped(public_id(old), target)) for old in theirs if public_id(old) not in ours
+        ]
+        writes: list[Write] = []
+        for old, new in moves:
+            writes += [
+                (sql.copy_session, (new, target, old)),
+                (sql.move_messages, (new, old)),
+                (sql.move_wallet_txs, (new, old)),
+                (sql.delete_session, (old,)),
+            ]
+        if writes:
+            await self._commit(writes)
+        return [old for old, _ in moves]
 
     async def wallet_txs(self, session_id: str) -> list[tuple[WalletTx, WalletStatus | None]]:
         """Every transaction of the session with its status, resolved first, in order."""

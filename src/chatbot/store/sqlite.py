@@ -77,6 +77,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         )
         """,
     ),
+    (
+        # Sign-in (AUTH): the scope of the principal owning a session, NULL without one.
+        "ALTER TABLE sessions ADD COLUMN owner TEXT",
+        "CREATE INDEX sessions_by_owner ON sessions (owner, last_active_at, id)",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -234,7 +239,7 @@ class SqliteStore(SqlStore):
                 if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _TRANSIENT_CODES:
                     raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
                 raise
-        if ignored:
+        if ignored > 0:
             logger.info("Ignored %d writes for sessions that are no longer stored", ignored)
 
     def _connection(self) -> aiosqlite.Connection:

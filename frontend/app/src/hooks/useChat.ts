@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { ChatManager } from "@chatbot/client";
-import { BACKEND_URL, MAX_MESSAGE_LENGTH } from "../config";
+import { ChatManager, isValidSessionId } from "@chatbot/client";
+import { BACKEND_URL, CREDENTIALS, MAX_MESSAGE_LENGTH } from "../config";
 import type {
   ChatConfig,
   ChatError,
@@ -27,7 +27,10 @@ export interface ChatView {
   /** Resolves to true once the server has switched this session's network. */
   switchNetwork: (network: string) => Promise<boolean>;
   reportTransaction: (success: boolean, hash?: string, error?: string) => Promise<void>;
+  /** Starts an empty conversation under a fresh id. */
   newChat: () => void;
+  /** Shows another conversation (one of mine from the list). */
+  openSession: (sessionId: string) => void;
   dismissError: () => void;
 }
 
@@ -35,8 +38,20 @@ function describe(err: unknown): ChatError {
   return { code: "client_error", message: err instanceof Error ? err.message : String(err) };
 }
 
-/** Wraps one `ChatManager` (persisted session, typed event stream) for the app. */
-export function useChat(): ChatView {
+/** Whether a sign-in from `previous` to `next` took the conversations along (guest to address). */
+function keepsConversations(previous: string, next: string): boolean {
+  return previous.startsWith("anon:") && next.startsWith("eth:");
+}
+
+/**
+ * Wraps one `ChatManager` (persisted session, typed event stream) for the app.
+ *
+ * @param identity who the requests are from (the principal, or "none" without sign-in);
+ *   null while that is not settled: the stream waits. When it changes, the stream
+ *   reopens with the new credentials (the sign-in cookie), on a new conversation unless
+ *   a guest signed in with Ethereum (the guest's conversations moved to the address).
+ */
+export function useChat(identity: string | null): ChatView {
   const managerRef = useRef<ChatManager | null>(null);
   const errorCount = useRef(0);
   const [messages, setMessages] = useState<ChatMessage[]>([]);
@@ -55,6 +70,7 @@ export function useChat(): ChatView {
       reconnectAttempts: 20,
       reconnectDelay: 1000,
       persistSession: true,
+      credentials: CREDENTIALS,
     };
     const handlers: ChatHandlers = {
       // The client hands over a new array (and new message objects) on every change.
@@ -67,17 +83,50 @@ export function useChat(): ChatView {
       onTypingChange: (value) => setTyping(value),
       onWalletTransactionRequest: (tx) => setPendingTx(tx ?? null),
       onProcessingChange: (value) => setProcessing(value),
-      onStateChange: (value) => setState(value),
+      onStateChange: (value) => {
+        setState(value);
+        setSessionId(value.session_id); // also when the manager itself switches
+      },
     };
+    // A conversation link (`?session=<id>`, from the sidebar) opens that conversation; the
+    // parameter goes from the address bar so a reload shows whatever is in view then.
+    const linked = new URLSearchParams(window.location.search).get("session");
+    if (linked !== null && isValidSessionId(linked)) {
+      config.sessionId = linked;
+      window.history.replaceState(null, "", window.location.pathname + window.location.hash);
+    }
     const manager = new ChatManager(config, handlers);
     managerRef.current = manager;
     setSessionId(manager.getSessionId());
-    manager.connect();
     return () => {
       managerRef.current = null;
       manager.disconnect();
     };
   }, []);
+
+  const previousIdentity = useRef<string | null>(null);
+  useEffect(() => {
+    const manager = managerRef.current;
+    if (!manager) return;
+    if (identity === null) {
+      manager.disconnect();
+      return;
+    }
+    const previous = previousIdentity.current;
+    previousIdentity.current = identity;
+    // The conversation in view was the previous user's (signed out, here or in another tab).
+    if (previous !== null && previous !== identity && !keepsConversations(previous, identity)) {
+      manager.newSession();
+    }
+    manager.connect();
+  }, [identity]);
+
+  // Signed in as someone new: an `unauthorized` from before no longer holds.
+  const [lastIdentity, setLastIdentity] = useState(identity);
+  if (identity !== lastIdentity) {
+    setLastIdentity(identity);
+    if (error?.code === "unauthorized") setError(null);
+  }
 
   /**
    * Runs a client call. The client reports failures through `onError` and resolves to
@@ -130,6 +179,14 @@ export function useChat(): ChatView {
     setSessionId(manager.newSession());
   }, []);
 
+  const openSession = useCallback((id: string) => {
+    const manager = managerRef.current;
+    if (!manager) return;
+    setError(null);
+    manager.setSessionId(id);
+    setSessionId(id);
+  }, []);
+
   const dismissError = useCallback(() => setError(null), []);
 
   return {
@@ -146,6 +203,7 @@ export function useChat(): ChatView {
     switchNetwork,
     reportTransaction,
     newChat,
+    openSession,
     dismissError,
   };
 }

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "react";
-import type { Address, EIP1193Provider } from "viem";
+import type { Address, EIP1193Provider, Hex } from "viem";
 import { getProvider, walletErrorMessage } from "../lib/walletUtils";
 
 /** viem is loaded on demand, the first time a wallet is used. */
@@ -10,7 +10,10 @@ export interface WalletView {
   address: Address | null;
   connecting: boolean;
   error: string | null;
-  connect: () => Promise<void>;
+  /** Asks the wallet for an account; resolves to it, or null (the reason is in `error`). */
+  connect: () => Promise<Address | null>;
+  /** Has the wallet sign a text with `account` (rejects when the user refuses). */
+  signMessage: (account: Address, message: string) => Promise<Hex>;
   dismissError: () => void;
   setAddress: (address: Address | null) => void;
 }
@@ -53,20 +56,31 @@ export function useWallet(): WalletView {
   }, [provider]);
 
   const connect = useCallback(async () => {
-    if (!provider) return;
+    if (!provider) return null;
     setConnecting(true);
     setError(null);
     try {
       const { connectWallet } = await loadWallet();
-      setAddress(await connectWallet(provider));
+      const account = await connectWallet(provider);
+      setAddress(account);
+      return account;
     } catch (err) {
       setError(walletErrorMessage(err));
+      return null;
     } finally {
       setConnecting(false);
     }
   }, [provider]);
 
+  const signMessage = useCallback(
+    async (account: Address, message: string) => {
+      if (!provider) throw new Error("No Ethereum wallet in this browser.");
+      return (await loadWallet()).signMessage(provider, account, message);
+    },
+    [provider],
+  );
+
   const dismissError = useCallback(() => setError(null), []);
 
-  return { provider, address, connecting, error, connect, dismissError, setAddress };
+  return { provider, address, connecting, error, connect, signMessage, dismissError, setAddress };
 }

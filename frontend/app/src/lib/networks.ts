@@ -1,3 +1,4 @@
+import { CREDENTIALS } from "../config";
 import type { NetworkInfo } from "../types";
 
 /** Lists the server's networks (`POST /api/mcp-command list_networks`). */
@@ -10,6 +11,7 @@ export async function fetchNetworks(
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ command: "list_networks", args: {}, session_id: sessionId }),
+    credentials: CREDENTIALS,
     signal,
   });
   if (!res.ok) throw new Error(`Could not list networks (HTTP ${res.status}).`);

@@ -1,6 +1,6 @@
 /**
  * Wallet operations through viem (loaded on demand: the page does not need viem until
- * a wallet is used).
+ * a wallet is used): accounts, signing a sign-in message, sending a transaction.
  */
 import {
   createWalletClient,
@@ -44,6 +44,11 @@ export async function connectWallet(provider: EIP1193Provider): Promise<Address>
   const first = addresses[0];
   if (!first) throw new Error("The wallet shared no account.");
   return first;
+}
+
+/** Signs a text with the account (EIP-191 `personal_sign`), e.g. a sign-in message. */
+export async function signMessage(provider: EIP1193Provider, account: Address, message: string): Promise<Hex> {
+  return client(provider).signMessage({ account, message });
 }
 
 function chainFor(tx: WalletTx): Chain {

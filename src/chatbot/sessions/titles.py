@@ -1,0 +1,18 @@
+"""A conversation's title until its owner renames it: the first words of its first message."""
+
+from __future__ import annotations
+
+MAX_TITLE_WORDS = 6
+MAX_TITLE_CHARS = 60
+
+
+def first_words(text: str) -> str:
+    """The first few words of `text` on one line, cut at a word and marked when cut."""
+    words = text.split()
+    title = ""
+    for count, word in enumerate(words, 1):
+        longer = f"{title} {word}" if title else word
+        if count > MAX_TITLE_WORDS or len(longer) > MAX_TITLE_CHARS:
+            return (title or word[:MAX_TITLE_CHARS]) + "…"
+        title = longer
+    return title
