@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from playwright.async_api import Browser, BrowserContext, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless as root, and quiet: this machine's closed network refuses Chromium's own calls.
@@ -151,3 +152,13 @@ class InjectedWallet:
         self.signed.append(bytes.fromhex(message.removeprefix("0x")).decode())
         signed = self.account.sign_message(encode_defunct(hexstr=message))
         return "0x" + signed.signature.hex().removeprefix("0x")
+
+
+SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
+
+
+async def screenshot(page: Page, name: str) -> None:
+    """Save the page as docs/screenshots/NAME.png when UPDATE_SCREENSHOTS=1 (for the README)."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=SCREENSHOTS / f"{name}.png")

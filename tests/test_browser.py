@@ -6,7 +6,6 @@ Screenshots of the main states go to docs/screenshots/ when UPDATE_SCREENSHOTS=1
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,12 +13,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.browser import DEV_KEYS, InjectedWallet, launch_browser, needs_chromium
+from tests.browser import DEV_KEYS, InjectedWallet, launch_browser, needs_chromium, screenshot
 from tests.chain import DEV_ACCOUNTS, Chain, networks_setting, run_chain
 from tests.server import RunningServer, run_server
 
 UI_BUILT = (Path(__file__).parent.parent / "frontend" / "app" / "dist" / "index.html").is_file()
-SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
 LONG = " ".join(f"word{i}" for i in range(80))
 
 pytestmark = [
@@ -66,12 +64,6 @@ async def open_chat(context: BrowserContext, app: RunningServer) -> Page:
 async def send(page: Page, text: str) -> None:
     await page.get_by_role("textbox", name="Message").fill(text)
     await page.get_by_role("button", name="Send").click()
-
-
-async def screenshot(page: Page, name: str) -> None:
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=SCREENSHOTS / f"{name}.png")
 
 
 async def test_two_people_chat_at_once_and_see_only_their_own(

@@ -16,7 +16,7 @@ import pytest
 from eth_account import Account
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
-from tests.browser import DEV_KEYS, InjectedWallet, launch_browser, needs_chromium
+from tests.browser import DEV_KEYS, InjectedWallet, launch_browser, needs_chromium, screenshot
 from tests.chain import DEV_ACCOUNTS
 from tests.server import RunningServer, run_server
 
@@ -103,6 +103,7 @@ async def test_conversations_follow_the_ethereum_account(
 ) -> None:
     page = await open_app(browser, contexts, app.url, DEV_KEYS[0])
     await expect(page.get_by_test_id("signed-in-as")).to_contain_text("Guest")
+    await screenshot(page, "guest")
     await sign_in_with_ethereum(page, DEV_ACCOUNTS[0])
 
     await chat(page, "first question about gas")
@@ -128,6 +129,7 @@ async def test_conversations_follow_the_ethereum_account(
     await item(page, "second question about blocks").get_by_role("link").click()
     await expect(log).to_contain_text("You said: second question about blocks")
     await expect(log).not_to_contain_text("first question")
+    await screenshot(page, "signin")
 
     # Someone else, with another account, sees none of it.
     other = await open_app(browser, contexts, app.url, DEV_KEYS[1])

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     llm_retry_initial_seconds: float = Field(default=0.5, ge=0)
     llm_retry_max_seconds: float = Field(default=8.0, ge=0)
     max_tool_rounds: int = Field(default=8, ge=1)
+    llm_titles: bool = True
     wallet_tx_timeout_seconds: float = Field(default=600.0, gt=0)
     mcp_config: Path = Path("mcp.json")
 

@@ -517,6 +517,9 @@ class FakeLLM:
             "LLM_PROVIDER": self.kind,
             f"{prefix}_BASE_URL": self.base_url,
             f"{prefix}_API_KEY": api_key,
+            # Each test scripts its requests one by one; a title request after the first
+            # reply would take one of them (tests/test_titles.py turns it on).
+            "LLM_TITLES": "false",
         }
 
     def script(self, *responses: LLMResponse) -> None:

@@ -23,3 +23,9 @@ def session_context(network: str, chain_id: int) -> str:
         f"This session is on the network '{network}' (chain id {chain_id}). "
         "Tools act on this network; the user switches networks in the app, not through you."
     )
+
+
+TITLE_PROMPT = """\
+Write a title of at most six words for the conversation below, between a user and an
+Ethereum assistant, in the user's language. Answer with the title alone: no quotes, no
+final period."""

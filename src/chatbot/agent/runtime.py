@@ -39,12 +39,13 @@ from pydantic_ai.usage import UsageLimits
 from chatbot.agent.deps import TurnDeps
 from chatbot.agent.history import context_trimmer, to_model_messages
 from chatbot.agent.live import LiveModel
-from chatbot.agent.prompts import SYSTEM_PROMPT, session_context
+from chatbot.agent.prompts import SYSTEM_PROMPT, TITLE_PROMPT, session_context
 from chatbot.agent.providers import ModelBackend
-from chatbot.config import Settings
+from chatbot.config import ProviderName, Settings
 from chatbot.errors import ModelUnavailable
 from chatbot.model import Message, MessageStatus, redact
 from chatbot.sessions.ports import Transcript
+from chatbot.sessions.titles import clean_title
 from chatbot.tools.wallet import wallet_toolset
 
 log = logging.getLogger("chatbot.agent")
@@ -78,6 +79,14 @@ class AgentRuntime:
             model_settings=ModelSettings(max_tokens=settings.llm_max_output_tokens),
         )
         self.agent.instructions(self._session_context)
+        # Titles from the remote models only: the scripted and local ones would only
+        # echo or ramble, and their conversations keep their first words.
+        remote = backend.name in (ProviderName.ANTHROPIC, ProviderName.OPENAI)
+        self.titler: Agent[None, str] | None = (
+            Agent(instructions=TITLE_PROMPT, model_settings=ModelSettings(max_tokens=32))
+            if remote and settings.llm_titles
+            else None
+        )
 
     @staticmethod
     def _session_context(ctx: RunContext[TurnDeps]) -> str:
@@ -99,6 +108,24 @@ class AgentRuntime:
                 "set it and restart the server.",
                 retry_after=60,
             )
+
+    @property
+    def writes_titles(self) -> bool:
+        """True with a remote model and LLM_TITLES."""
+        return self.titler is not None and self.backend.model is not None
+
+    async def title(self, exchange: Sequence[Message]) -> str | None:
+        """Ask the model for a short title of the first exchange (one small request)."""
+        model = self.backend.model
+        if self.titler is None or model is None:
+            return None
+        text = "\n\n".join(f"{m.sender}: {m.content[:2000]}" for m in exchange if m.content)
+        try:
+            result = await self.titler.run(text, model=model)
+        except AgentRunError as error:
+            log.info("no title from the model", extra={"error": type(error).__name__})
+            return None
+        return clean_title(result.output)
 
     async def run_turn(self, transcript: Transcript, trigger: Message) -> None:
         """Answer `trigger`: stream the model's reply, run its tool calls, until done."""

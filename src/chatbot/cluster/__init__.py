@@ -31,7 +31,7 @@ from chatbot.cluster.rpc import NotHolder, Rpc, WorkerGone
 from chatbot.config import Settings
 from chatbot.errors import BackendUnavailable, ChatbotError, SessionNotFound
 from chatbot.metrics import ClusterGauges
-from chatbot.model import new_session_id, redact, scoped
+from chatbot.model import Message, MessageStatus, new_session_id, redact, scoped
 from chatbot.sessions.events import EventLog, Subscriber
 from chatbot.sessions.manager import SessionManager, Stage
 from chatbot.sessions.service import OPERATIONS, Answer, Args
@@ -199,7 +199,7 @@ class Cluster:
         try:
             seq = await self.last_seq(session_id)
             orphaned = await self.leases.turn_was_running(session_id)
-            shown: dict[str, str] = {}
+            shown: dict[str, dict[str, Any]] = {}
             if orphaned:
                 # The dead holder's streams may have shown events it never shipped: skip
                 # past any number they could have used, so none is given twice. A client
@@ -218,30 +218,28 @@ class Cluster:
             return None
         if orphaned and not session.turns.running:
             # No await from loading to here: the streams that moved over see the takeover.
-            for message in session.messages:
-                text = shown.get(message.id)
-                if message.is_streaming and text is not None and len(text) > len(message.content):
-                    message.content = text
+            _restore_shown(session, shown)
             session.take_over_turn(resume=self.settings.recover_turns)
             if not session.turns.running:
                 self.outbox.turn(session_id, False)
         return session
 
-    async def _shown_texts(self, session_id: str) -> dict[str, str]:
-        """The text each message had on the streams, from the session's Redis Stream: a reply
-        cut off by a dead worker is in the database only as of its last periodic save."""
+    async def _shown_texts(self, session_id: str) -> dict[str, dict[str, Any]]:
+        """Each text message as the streams showed it, from the session's Redis Stream: a
+        reply cut off by a dead worker is in the database only as of its last save, or not
+        at all when it began just before the worker died."""
         entries = await self.link.call(self.link.redis.xrange(self.keys.events(session_id)))
-        texts: dict[str, str] = {}
+        shown: dict[str, dict[str, Any]] = {}
         for _, fields in entries:
             for _seq, event_type, data, _frame in split_frames(fields[b"f"]):
                 if event_type == "message.created":
                     message = orjson.loads(data)["message"]
-                    texts[message["id"]] = message["content"]
+                    shown[message["id"]] = message
                 elif event_type == "message.delta":
                     delta = orjson.loads(data)
-                    if delta["id"] in texts:
-                        texts[delta["id"]] += delta["delta"]
-        return texts
+                    if delta["id"] in shown:
+                        shown[delta["id"]]["content"] += delta["delta"]
+        return shown
 
     async def last_seq(self, session_id: str) -> int:
         """The seq of the session's newest event in the cluster (0 when it has none)."""
@@ -351,6 +349,29 @@ class Cluster:
         if await self.adopt(session_id, create=request["create"] and op != "delete") is None:
             raise SessionNotFound(f"No session with id {redact(session_id)!s}.")
         return await self.sessions.here(session_id, op, request["args"])
+
+
+def _restore_shown(session: Session, shown: dict[str, dict[str, Any]]) -> None:
+    """Give a session taken over from a dead worker every reply its streams showed: the
+    text the database missed, and a reply the database never got (it is closed as
+    interrupted with the rest of the cut turn)."""
+    held = {message.id: message for message in session.messages}
+    for message_id, fields in shown.items():
+        message = held.get(message_id)
+        text = fields["content"]
+        if message is None and fields["sender"] == "agent" and fields.get("tool") is None:
+            session.add_message(
+                Message(
+                    id=message_id,
+                    sender="agent",
+                    content=text,
+                    timestamp=fields["timestamp"],
+                    is_streaming=True,
+                    status=MessageStatus.STREAMING,
+                )
+            )
+        elif message is not None and message.is_streaming and len(text) > len(message.content):
+            message.content = text
 
 
 class ClusterSessions:

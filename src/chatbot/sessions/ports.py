@@ -64,3 +64,10 @@ class TurnRunner(Protocol):
 
     async def run_turn(self, transcript: Transcript, trigger: Message) -> None:
         """Produce the agent's reply to `trigger`, writing it into the transcript as it streams."""
+
+    @property
+    def writes_titles(self) -> bool:
+        """True when the model names conversations (`title`); else they keep their first words."""
+
+    async def title(self, exchange: Sequence[Message]) -> str | None:
+        """A short title for a conversation's first exchange; None when none came."""

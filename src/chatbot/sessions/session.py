@@ -8,6 +8,8 @@ anyone is listening; the agent writes through the session's `Transcript` face.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from chatbot.model import (
     WalletTx,
     iso_in,
     public_id,
+    redact,
     utc_timestamp,
 )
 from chatbot.sessions.audience import Audience
@@ -35,6 +38,8 @@ from chatbot.sessions.titles import first_words
 from chatbot.sessions.turns import INTERRUPTED_BY_USER, Turns
 from chatbot.sessions.wallet import WalletSlot
 from chatbot.store.base import Store, StoredSession
+
+log = logging.getLogger("chatbot.sessions")
 
 
 @dataclass(slots=True)
@@ -112,6 +117,9 @@ class Session:
         self.fenced = False
         self.turns = Turns(self, env.runner, env.settings)
         self._open: list[Message] = []
+        # The first-words title, while the model may still replace it (LLM_TITLES).
+        self._words_title: str | None = None
+        self._titling: asyncio.Task[None] | None = None
         self._legacy_cache: tuple[int, bytes] | None = None
         self._stream_saved_at = 0.0
         if stored is not None:
@@ -249,6 +257,7 @@ class Session:
     def rename(self, title: str) -> None:
         """Give the conversation the title its owner chose."""
         self.title = title
+        self._words_title = None
         self.save()
         self.emit_state()
 
@@ -262,7 +271,7 @@ class Session:
         if message.is_streaming:
             self._open.append(message)
         if self.title is None and message.sender == "user":
-            self.title = first_words(message.content)
+            self.title = self._words_title = first_words(message.content)
         self.save()
         self._save(message)
         self._emit("tool.call" if message.tool else "message.created", {"message": message})
@@ -452,6 +461,8 @@ class Session:
         if self.closed:
             return
         await self.turns.close()
+        if self._titling is not None:
+            self._titling.cancel()
         self.closed = True
         self._emit("session.closed", {"reason": reason})
         self.audience.close()
@@ -461,6 +472,8 @@ class Session:
         and end this worker's streams so that they reconnect to the session's new holder."""
         self.fenced = True
         self.closed = True
+        if self._titling is not None:
+            self._titling.cancel()
         self.turns.abandon()
         self.audience.end()
 
@@ -483,6 +496,26 @@ class Session:
         self.env.hooks.turn_started(self.id)
 
     def turn_ended(self) -> None:
-        """A turn task ended: the session is active until now."""
+        """A turn task ended: the session is active until now. After the first reply, the
+        model may name the conversation, off the turn's path (LLM_TITLES)."""
         self.last_active = time.monotonic()
         self.env.hooks.turn_ended(self.id)
+        words = self._words_title
+        if words is not None and self.title == words and self.env.runner.writes_titles:
+            self._words_title = None  # asked once, whatever comes of it
+            self._titling = asyncio.create_task(self._model_title(words), name="title")
+
+    async def _model_title(self, words: str) -> None:
+        exchange = [m for m in self.messages if m.tool is None and m.sender != "system"][:2]
+        if len(exchange) < 2:
+            return
+        try:
+            title = await self.env.runner.title(exchange)
+        except Exception:
+            log.warning("title failed", extra={"session": redact(self.id)}, exc_info=True)
+            return
+        # Renamed (or closed) meanwhile: the owner's choice stands.
+        if title and self.title == words and not self.closed:
+            self.title = title
+            self.save()
+            self.emit_state()

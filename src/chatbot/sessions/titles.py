@@ -1,4 +1,5 @@
-"""A conversation's title until its owner renames it: the first words of its first message."""
+"""A conversation's title until its owner renames it: the first words of its first message,
+then (with a remote model and LLM_TITLES) what the model calls it."""
 
 from __future__ import annotations
 
@@ -16,3 +17,12 @@ def first_words(text: str) -> str:
             return (title or word[:MAX_TITLE_CHARS]) + "…"
         title = longer
     return title
+
+
+def clean_title(text: str) -> str | None:
+    """A model's answer as a title: its first line, without quotes or markup; None if empty."""
+    line = next((line for line in text.splitlines() if line.strip()), "")
+    title = " ".join(line.split()).strip("\"'`*#_ .")
+    if not title:
+        return None
+    return title if len(title) <= MAX_TITLE_CHARS else first_words(title)
