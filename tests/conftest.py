@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from playwright.async_api import Browser
 
+from tests.browser import launch_browser
 from tests.postgres import POSTGRES_BIN, Postgres, fresh_database, run_postgres
 from tests.redis import REDIS_SERVER, Redis, run_redis
 from tests.server import RunningServer, run_server
@@ -61,3 +63,10 @@ async def redis_server() -> AsyncIterator[Redis]:
 def redis_prefix() -> str:
     """A key prefix no other test uses: tests share one Redis and keep apart by prefix."""
     return f"t{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium, headless, for one test module."""
+    async with launch_browser() as launched:
+        yield launched

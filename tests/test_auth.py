@@ -517,10 +517,17 @@ async def test_start_up_refuses_unsafe_auth_settings() -> None:
 
 
 @needs_redis
-async def test_logout_and_the_turn_cap_hold_on_every_worker(
+async def test_logout_and_the_caps_hold_on_every_worker(
     redis_server: Redis, redis_prefix: str, postgres_url: str
 ) -> None:
-    env = {**AUTH_ENV, "MAX_TURNS_PER_PRINCIPAL": "1", "SCRIPTED_TOKENS_PER_SECOND": "5"}
+    """The turn and stream caps count the principal's turns and streams on all workers;
+    a logout on one worker is refused by the others."""
+    env = {
+        **AUTH_ENV,
+        "MAX_TURNS_PER_PRINCIPAL": "1",
+        "MAX_STREAMS_PER_PRINCIPAL": "2",
+        "SCRIPTED_TOKENS_PER_SECOND": "5",
+    }
     async with (
         run_cluster(
             2, redis_url=redis_server.url, prefix=redis_prefix, database_url=postgres_url, **env
@@ -540,6 +547,17 @@ async def test_logout_and_the_turn_cap_hold_on_every_worker(
             "/api/chat", json={"message": "more", "session_id": "slow-1"}, headers=bearer(token)
         )
         assert busy.status_code == 409
+
+        async with (
+            open_sse(on_a, "/api/sessions/slow-1/events", headers=bearer(token)),
+            open_sse(on_b, "/api/sessions/slow-1/events", headers=bearer(token)),
+        ):
+            third = await on_a.get("/api/chat/stream?session_id=slow-1", headers=bearer(token))
+            assert third.status_code == 429
+            assert third.json()["error"]["code"] == "rate_limited"
+            other = (await siwe(on_b, KEY_B)).json()["token"]
+            async with open_sse(on_b, "/api/sessions/mine/events", headers=bearer(other)):
+                pass  # another principal has a count of its own
 
         assert (await on_a.post("/api/auth/logout", headers=bearer(token))).status_code == 204
         assert (await on_b.get("/api/sessions", headers=bearer(token))).status_code == 401

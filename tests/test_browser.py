@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.browser import DEV_KEYS, InjectedWallet, launch_browser, needs_chromium, screenshot
+from tests.browser import DEV_KEYS, InjectedWallet, needs_chromium, screenshot
 from tests.chain import DEV_ACCOUNTS, Chain, networks_setting, run_chain
 from tests.server import RunningServer, run_server
 
@@ -39,12 +39,6 @@ async def app(chain: Chain) -> AsyncIterator[RunningServer]:
     )
     async with run_server(NETWORKS=networks, SCRIPTED_TOKENS_PER_SECOND="25") as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launch_browser() as launched:
-        yield launched
 
 
 @pytest.fixture

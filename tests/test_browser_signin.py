@@ -16,7 +16,7 @@ import pytest
 from eth_account import Account
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
-from tests.browser import DEV_KEYS, InjectedWallet, launch_browser, needs_chromium, screenshot
+from tests.browser import DEV_KEYS, InjectedWallet, needs_chromium, screenshot
 from tests.chain import DEV_ACCOUNTS
 from tests.server import RunningServer, run_server
 
@@ -37,12 +37,6 @@ async def app() -> AsyncIterator[RunningServer]:
         SCRIPTED_TOKENS_PER_SECOND="200",
     ) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launch_browser() as launched:
-        yield launched
 
 
 @pytest.fixture

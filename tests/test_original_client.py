@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
-from tests.browser import launch_browser, needs_chromium, serve_page
+from tests.browser import needs_chromium, serve_page
 from tests.server import RunningServer, run_server
 from tests.sse import Event, EventsView, is_idle_state, open_sse
 
@@ -113,12 +113,6 @@ async def test_an_unknown_wallet_network_leaves_the_network_and_tells_the_agent(
 
 
 # ---- the original client in a real browser ---------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launch_browser() as launched:
-        yield launched
 
 
 @pytest.fixture(scope="module")

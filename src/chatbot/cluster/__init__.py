@@ -27,6 +27,7 @@ from chatbot.cluster.leases import Leases
 from chatbot.cluster.link import Link
 from chatbot.cluster.mirror import Mirrors, split_frames
 from chatbot.cluster.outbox import Outbox, SharedLog
+from chatbot.cluster.quotas import StreamCounts
 from chatbot.cluster.rpc import NotHolder, Rpc, WorkerGone
 from chatbot.config import Settings
 from chatbot.errors import BackendUnavailable, ChatbotError, SessionNotFound
@@ -89,6 +90,7 @@ class Cluster:
             on_frames=self.mirrors.ingest,
             on_reconnect=self.mirrors.resync_all,
         )
+        self.streams = StreamCounts(self.link, self.keys, self.me, settings.turn_lease_seconds)
         self.sessions = ClusterSessions(self)
         self._timers: list[asyncio.Task[None]] = []
         self._adopting: dict[str, tuple[asyncio.Lock, int]] = {}
@@ -128,6 +130,7 @@ class Cluster:
         held = list(self.manager.held_ids())
         running = [sid for sid in held if self.manager.running(sid)]
         lost = await self.leases.renew(held, running)
+        await self.streams.renew(self.manager.owned_streams())
         for session_id in lost:
             self.manager.drop(session_id)
         if lost:
@@ -283,6 +286,14 @@ class Cluster:
     def stream_closed(self, subscriber: Subscriber) -> None:
         """A stream on a mirror ended."""
         self.mirrors.closed(subscriber)
+
+    async def count_stream(self, owner: str, subscriber: Subscriber, limit: int) -> bool:
+        """Count the principal's new stream in Redis; False when it has `limit` already."""
+        return await self.streams.count(subscriber, limit)
+
+    def uncount_stream(self, subscriber: Subscriber) -> None:
+        """A counted stream ended."""
+        self.streams.drop(subscriber)
 
     def registered(self, session: Session) -> None:
         """This worker holds `session` now: the streams of its mirror move over."""

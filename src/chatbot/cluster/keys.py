@@ -5,7 +5,7 @@ docs/DEPLOY.md lists what each holds and how each is bounded (trimmed or expirin
 
 from __future__ import annotations
 
-from chatbot.model import scope_in
+from chatbot.model import scope_in, scope_of
 
 
 class Keys:
@@ -35,6 +35,11 @@ class Keys:
         (MAX_TURNS_PER_PRINCIPAL counts those not run out); None for an unowned session."""
         scope = scope_in(session_id)
         return f"{self.prefix}running:{scope}" if scope else None
+
+    def owned_streams(self, owner: str) -> str:
+        """Sorted set: one principal's open streams on every worker, scored by when they
+        count no more unless their worker renews them (MAX_STREAMS_PER_PRINCIPAL)."""
+        return f"{self.prefix}streams:{scope_of(owner)}"
 
     def inbox(self, worker: str) -> str:
         """Pub/sub channel: requests to a worker and answers to its own requests."""

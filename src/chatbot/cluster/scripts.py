@@ -58,3 +58,13 @@ for _, key in ipairs(KEYS) do
 end
 return 0
 """
+
+COUNT_STREAM = """
+-- KEYS: a principal's streams; ARGV: member, now_ms, until_ms, limit
+-- Drops the streams whose worker stopped renewing them, then adds this one if there is room.
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 1
+"""

@@ -79,6 +79,12 @@ class Peers(Protocol):
     def stream_closed(self, subscriber: Subscriber) -> None:
         """A stream attached to a mirror has ended."""
 
+    async def count_stream(self, owner: str, subscriber: Subscriber, limit: int) -> bool:
+        """Count a principal's new stream cluster-wide; False when it has `limit` already."""
+
+    def uncount_stream(self, subscriber: Subscriber) -> None:
+        """A counted stream ended (its count is dropped in the background)."""
+
     def registered(self, session: Session) -> None:
         """This worker now holds `session` (its mirror's streams move over)."""
 
@@ -418,17 +424,14 @@ class SessionManager:
     ) -> Subscriber:
         """Register a stream and queue what it starts with (snapshot, replay or state).
 
-        `owner` is who opens it, counted against MAX_STREAMS_PER_PRINCIPAL.
+        `owner` is who opens it, counted against MAX_STREAMS_PER_PRINCIPAL: here in one
+        process, in Redis in a cluster.
         """
         if len(self._streams) >= self.settings.max_streams:
             raise TooManyStreams("The server has too many open streams.", retry_after=5)
-        if owner and self._owned_streams[owner] >= self.settings.max_streams_per_principal:
-            self.metrics.rate_limited.labels("streams").inc()
-            raise RateLimited(
-                f"You have {self.settings.max_streams_per_principal} open streams, the most "
-                "one may; close some first.",
-                retry_after=5,
-            )
+        limit = self.settings.max_streams_per_principal
+        if owner and self.peers is None and self._owned_streams[owner] >= limit:
+            raise self._too_many_owned_streams()
         session: Stage | None
         if self.peers is not None:
             session = await self.peers.stream_target(session_id)
@@ -450,8 +453,12 @@ class SessionManager:
         ):
             remote = await self.peers.replay(session_id, last_event_id)
 
-        limit = self.settings.subscriber_queue_size
-        subscriber = Subscriber(session_id, kind, limit, self._empty_frame(session_id, kind))
+        subscriber = Subscriber(
+            session_id,
+            kind,
+            self.settings.subscriber_queue_size,
+            self._empty_frame(session_id, kind),
+        )
         subscriber.owner = owner
         if self.peers is not None:
             # This worker may have taken the session while the stream was being set up.
@@ -469,7 +476,29 @@ class SessionManager:
         if owner:
             self._owned_streams[owner] += 1
         self.metrics.streams_open.labels(kind.value).inc()
+        if owner and self.peers is not None:
+            # Counted last, in Redis: a refusal (or Redis away) undoes the registration.
+            try:
+                counted = await self.peers.count_stream(owner, subscriber, limit)
+            except BaseException:
+                self.close_stream(subscriber)
+                raise
+            if not counted:
+                self.close_stream(subscriber)
+                raise self._too_many_owned_streams()
         return subscriber
+
+    def _too_many_owned_streams(self) -> RateLimited:
+        self.metrics.rate_limited.labels("streams").inc()
+        return RateLimited(
+            f"You have {self.settings.max_streams_per_principal} open streams, the most one "
+            "may; close some first.",
+            retry_after=5,
+        )
+
+    def owned_streams(self) -> list[Subscriber]:
+        """The open streams counted against a principal's MAX_STREAMS_PER_PRINCIPAL."""
+        return [subscriber for subscriber in self._streams if subscriber.owner]
 
     def close_stream(self, subscriber: Subscriber) -> None:
         """Forget a stream that has ended."""
@@ -480,6 +509,8 @@ class SessionManager:
             self._owned_streams[subscriber.owner] -= 1
             if not self._owned_streams[subscriber.owner]:
                 del self._owned_streams[subscriber.owner]
+            if self.peers is not None:
+                self.peers.uncount_stream(subscriber)
         self.metrics.streams_open.labels(subscriber.kind.value).dec()
         session = self._sessions.get(subscriber.session_id)
         if session is not None:
