@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chatbot.config import Settings
 from tests.server import (
     READY_LINE,
     RunningServer,
@@ -35,7 +36,8 @@ from tests.sse import Event, EventsView, SSEReader, is_idle_state, open_sse
 
 NETWORKS = (
     '{"testnet":{"chain_id":31337,"rpc_url":"http://127.0.0.1:8545"},'
-    '"sepolia":{"chain_id":11155111,"rpc_url":"http://127.0.0.1:8546"}}'
+    '"sepolia":{"chain_id":11155111,"rpc_url":"http://127.0.0.1:8546",'
+    '"explorer_url":"https://sepolia.etherscan.io","currency":"SepoliaETH"}}'
 )
 DEFAULT_ID = "shared"
 MAX_MESSAGE = 8000
@@ -1003,6 +1005,8 @@ async def test_set_network_changes_only_its_own_session(custom_client: httpx.Asy
         assert (await command(http, sid, "get_network"))["data"] == {
             "network": "testnet",
             "chain_id": 31337,
+            "currency": "ETH",
+            "explorer_url": None,
         }
         # Asking makes no session; setting (even to the same network) does.
         assert (await http.get(f"/api/sessions/{sid}")).status_code == 404
@@ -1036,6 +1040,8 @@ async def test_set_network_changes_only_its_own_session(custom_client: httpx.Asy
     assert (await command(http, a, "get_network"))["data"] == {
         "network": "sepolia",
         "chain_id": 11155111,
+        "currency": "SepoliaETH",
+        "explorer_url": "https://sepolia.etherscan.io",
     }
 
 
@@ -1044,9 +1050,35 @@ async def test_list_networks_names_every_configured_network(
 ) -> None:
     listed = await command(custom_client, new_id("list"), "list_networks", {})
     assert sorted(listed["data"], key=lambda n: n["network"]) == [
-        {"network": "sepolia", "chain_id": 11155111},
-        {"network": "testnet", "chain_id": 31337},
+        {
+            "network": "sepolia",
+            "chain_id": 11155111,
+            "currency": "SepoliaETH",
+            "explorer_url": "https://sepolia.etherscan.io",
+        },
+        {"network": "testnet", "chain_id": 31337, "currency": "ETH", "explorer_url": None},
     ]
+
+
+def test_out_of_the_box_sessions_start_on_mainnet_among_the_public_networks() -> None:
+    """With no NETWORKS set: the public networks by their usual names (each with its
+    explorer and currency) and the local chain; a new session starts on mainnet."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.initial_network == "mainnet"
+    chains = {name: network.chain_id for name, network in settings.networks.items()}
+    assert chains == {
+        "mainnet": 1,
+        "sepolia": 11155111,
+        "base": 8453,
+        "arbitrum": 42161,
+        "optimism": 10,
+        "polygon": 137,
+        "testnet": 31337,
+    }
+    public = [network for name, network in settings.networks.items() if name != "testnet"]
+    assert all(n.rpc_url.startswith("https://") and n.explorer_url for n in public)
+    assert settings.networks["polygon"].currency == "POL"
+    assert settings.networks["base"].currency == "ETH"
 
 
 # ---- 8. keep-alives and stream headers ------------------------------------------------

@@ -45,10 +45,48 @@ class Network(BaseModel):
 
     chain_id: int = Field(gt=0)
     rpc_url: str = Field(min_length=1)
+    explorer_url: str | None = Field(default=None, description="For links in the UI.")
+    currency: str = Field(default="ETH", min_length=1, max_length=16)
 
 
 def _default_networks() -> dict[str, Network]:
-    return {"testnet": Network(chain_id=31337, rpc_url="http://127.0.0.1:8545")}
+    """Public networks on keyless public RPC endpoints, and the local chain of development.
+
+    Public endpoints are rate-limited and best-effort: an operator sets NETWORKS to its
+    own nodes (or a provider's, with a key in the URL) for real use.
+    """
+    return {
+        "mainnet": Network(
+            chain_id=1,
+            rpc_url="https://ethereum-rpc.publicnode.com",
+            explorer_url="https://etherscan.io",
+        ),
+        "sepolia": Network(
+            chain_id=11155111,
+            rpc_url="https://ethereum-sepolia-rpc.publicnode.com",
+            explorer_url="https://sepolia.etherscan.io",
+        ),
+        "base": Network(
+            chain_id=8453, rpc_url="https://mainnet.base.org", explorer_url="https://basescan.org"
+        ),
+        "arbitrum": Network(
+            chain_id=42161,
+            rpc_url="https://arb1.arbitrum.io/rpc",
+            explorer_url="https://arbiscan.io",
+        ),
+        "optimism": Network(
+            chain_id=10,
+            rpc_url="https://mainnet.optimism.io",
+            explorer_url="https://optimistic.etherscan.io",
+        ),
+        "polygon": Network(
+            chain_id=137,
+            rpc_url="https://polygon-rpc.com",
+            explorer_url="https://polygonscan.com",
+            currency="POL",
+        ),
+        "testnet": Network(chain_id=31337, rpc_url="http://127.0.0.1:8545"),
+    }
 
 
 class Settings(BaseSettings):
@@ -131,7 +169,7 @@ class Settings(BaseSettings):
     recover_turns: bool = True
 
     networks: dict[str, Network] = Field(default_factory=_default_networks)
-    default_network: str | None = None
+    default_network: str | None = "mainnet"
 
     @field_validator(
         "anthropic_api_key",

@@ -51,4 +51,10 @@ def _set_network(session: Session, name: str, settings: Settings) -> CommandResu
 
 
 def _network_info(name: str, settings: Settings) -> dict[str, Any]:
-    return {"network": name, "chain_id": settings.networks[name].chain_id}
+    network = settings.networks[name]
+    return {
+        "network": name,
+        "chain_id": network.chain_id,
+        "currency": network.currency,
+        "explorer_url": network.explorer_url,
+    }
