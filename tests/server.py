@@ -75,6 +75,7 @@ def server_environment(port: int, **env: str) -> dict[str, str]:
         "LLM_PROVIDER": "scripted",
         # The local chain only: the default networks are public ones, on the internet.
         "NETWORKS": '{"testnet": {"chain_id": 31337, "rpc_url": "http://127.0.0.1:8545"}}',
+        "DEFAULT_NETWORK": "testnet",
         # No tool servers unless a test asks for them: faster, and nothing shared.
         "MCP_CONFIG": str(Path(__file__).parent / "no-mcp.json"),
         # Every test talks from 127.0.0.1: one shared budget would trip them.

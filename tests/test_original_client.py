@@ -92,7 +92,8 @@ async def test_the_wallet_network_note_switches_only_its_own_session(
         switched = await http.post(
             "/api/mcp-command", json={"command": "get_network", "session_id": mine}
         )
-        assert switched.json()["data"] == {"network": "polygon", "chain_id": 137}
+        data = switched.json()["data"]
+        assert (data["network"], data["chain_id"]) == ("polygon", 137)
 
 
 async def test_an_unknown_wallet_network_leaves_the_network_and_tells_the_agent(
