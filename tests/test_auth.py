@@ -227,7 +227,9 @@ async def test_my_conversations_are_listed_newest_first_renamed_and_paged(
 ) -> None:
     me, other = await anonymous(http), await anonymous(http)
     for index in range(3):
+        # Each reply ends before the next chat: the list orders by last activity.
         await chat(http, me, f"c-{index}", f"question number {index} about gas fees today")
+        await settle(http, me, f"c-{index}")
     await chat(http, other, "c-0", "not yours")
     listed = (await http.get("/api/sessions", headers=bearer(me))).json()
     assert [s["session_id"] for s in listed["sessions"]] == ["c-2", "c-1", "c-0"]
