@@ -151,7 +151,6 @@ async def claim(sessions: Sessions, store: Store, source: str, target: str) -> l
     Each one leaves memory first, wherever it is held (its streams get `session.closed`,
     a running turn stops), so that it is re-keyed only on disk and loads under its new key.
     """
-    keys = [summary.id for summary in await store.owned(source, None, 1_000_000)]
-    for key in keys:
+    for key in await store.owned_ids(source):
         await sessions.run(key, "release", {}, create=False)
     return [public_id(key) for key in await store.move_owned(source, target)]

@@ -139,6 +139,9 @@ class Store(Protocol):
         """A scope's sessions, most recently active first, after the `(last_active_at, id)`
         cursor `before`; at most `limit`."""
 
+    async def owned_ids(self, scope: str) -> list[str]:
+        """The keys of every session a scope owns."""
+
     async def count_owned(self, scope: str) -> int:
         """How many sessions a scope owns."""
 

@@ -364,6 +364,13 @@ class SqlStore(ABC):
             rows = await query(self.statements.count_owned, (scope,))
         return int(rows[0][0])
 
+    async def owned_ids(self, scope: str) -> list[str]:
+        """The keys of every session a scope owns (after the writes queued so far)."""
+        await self.flush()
+        async with self._reading() as query:
+            rows = await query(self.statements.select_owned_ids, (scope,))
+        return [str(row[0]) for row in rows]
+
     async def move_owned(self, source: str, target: str) -> list[str]:
         """Re-key the sessions of `source` under `target` in one transaction."""
         await self.flush()
