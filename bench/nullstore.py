@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 
-from chatbot.model import Message, WalletStatus, WalletTx
+from chatbot.model import Message, WalletAccount, WalletStatus, WalletTx
 from chatbot.store.base import MessagePage, Store, StoredSession
 
 
@@ -40,6 +40,7 @@ class NullStore:
         title: str | None,
         created_at: str,
         last_active_at: str,
+        wallet: WalletAccount | None = None,
     ) -> None:
         pass
 

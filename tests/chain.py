@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from eth_abi.abi import encode
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from tests.server import free_port
 
@@ -132,6 +133,25 @@ class Chain:
         assert receipt["status"] == "0x1", receipt
         return str(to_checksum_address(receipt["contractAddress"]))
 
+    async def deploy_code(self, creation_code: bytes, *, sender: str = DEV_ACCOUNTS[0]) -> str:
+        """Deploy raw creation code (e.g. an EIP-1167 clone's, built by hand); its address."""
+        tx_hash = await self.send_transaction(data="0x" + creation_code.hex(), sender=sender)
+        receipt = await self.receipt(tx_hash)
+        assert receipt["status"] == "0x1", receipt
+        return str(to_checksum_address(receipt["contractAddress"]))
+
+    async def transact(
+        self, to: str, signature: str, *values: Any, sender: str = DEV_ACCOUNTS[0]
+    ) -> None:
+        """Call `signature` (flat types only, e.g. "setAddr(bytes32,address)") in a mined
+        transaction that must succeed."""
+        types = [kind for kind in signature[signature.index("(") + 1 : -1].split(",") if kind]
+        data = keccak(text=signature)[:4] + encode(types, list(values))
+        receipt = await self.receipt(
+            await self.send_transaction(to=to, data="0x" + data.hex(), sender=sender)
+        )
+        assert receipt["status"] == "0x1", receipt
+
     def network(self) -> dict[str, Any]:
         """This chain as one entry of the NETWORKS setting."""
         return {"chain_id": self.chain_id, "rpc_url": self.rpc_url}
@@ -143,6 +163,56 @@ class Chain:
     async def close(self) -> None:
         """Close the test's HTTP client (the process is stopped by `run_chain`)."""
         await self._http.aclose()
+
+
+@dataclass(frozen=True)
+class Ens:
+    """A test ENS on a chain: TestEnsRegistry and one TestEnsResolver, both run by `admin`."""
+
+    chain: Chain
+    registry: str
+    resolver: str
+    admin: str
+
+    async def register(self, name: str, address: str) -> None:
+        """Point `name` at `address` (the forward record)."""
+        node = await self._claim(name)
+        await self.chain.transact(
+            self.resolver, "setAddr(bytes32,address)", node, address, sender=self.admin
+        )
+
+    async def set_primary_name(self, address: str, name: str) -> None:
+        """Write `name` into `address`'s reverse record, as its reverse registrar would."""
+        node = await self._claim(f"{address[2:].lower()}.addr.reverse")
+        await self.chain.transact(
+            self.resolver, "setName(bytes32,string)", node, name, sender=self.admin
+        )
+
+    async def _claim(self, name: str) -> bytes:
+        """Make `admin` own `name` and every parent, with the resolver set; its node."""
+        node = bytes(32)
+        for label in reversed(name.split(".")):
+            label_hash = keccak(text=label)
+            await self.chain.transact(
+                self.registry,
+                "setSubnodeOwner(bytes32,bytes32,address)",
+                node,
+                label_hash,
+                self.admin,
+                sender=self.admin,
+            )
+            node = keccak(node + label_hash)
+        await self.chain.transact(
+            self.registry, "setResolver(bytes32,address)", node, self.resolver, sender=self.admin
+        )
+        return node
+
+
+async def deploy_ens(chain: Chain, admin: str = DEV_ACCOUNTS[0]) -> Ens:
+    """A fresh test ENS (registry and resolver) whose root `admin` owns."""
+    registry = await chain.deploy("TestEnsRegistry", sender=admin)
+    resolver = await chain.deploy("TestEnsResolver", ["address"], [registry], sender=admin)
+    return Ens(chain=chain, registry=registry, resolver=resolver, admin=admin)
 
 
 def networks_setting(**networks: Chain | dict[str, Any]) -> str:

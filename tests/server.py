@@ -68,6 +68,7 @@ class RunningServer:
 
 def server_environment(port: int, **env: str) -> dict[str, str]:
     """The environment of a test server on `port`, with these settings on top."""
+    folder = tempfile.mkdtemp(prefix="chatbot-test-")
     return {
         **os.environ,
         "BACKEND_HOST": "127.0.0.1",
@@ -81,8 +82,9 @@ def server_environment(port: int, **env: str) -> dict[str, str]:
         # Every test talks from 127.0.0.1: one shared budget would trip them.
         "RATE_LIMIT_MESSAGES": "",
         "MAX_STREAMS_PER_PRINCIPAL": "100000",
-        # A database of its own, unless the test passes one (to restart on it).
-        "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='chatbot-test-')}/chatbot.db",
+        # A database (and docs index) of its own, unless the test passes one.
+        "DATABASE_URL": f"sqlite:///{folder}/chatbot.db",
+        "DOCS_INDEX": f"{folder}/docs-index.sqlite",
         **env,
     }
 

@@ -282,6 +282,25 @@ async def test_sign_in_with_ethereum_and_who_am_i(http: httpx.AsyncClient) -> No
     assert (await http.get("/api/auth/me")).json()["principal"] is None
 
 
+async def test_the_signed_in_address_is_the_sessions_wallet_until_one_is_reported(
+    http: httpx.AsyncClient,
+) -> None:
+    token = (await siwe(http, KEY_A)).json()["token"]
+    http.cookies.clear()
+    signed_in = Account.from_key(KEY_A).address
+    state = await chat(http, token, "wallet-default", "hello")
+    assert (state["wallet_address"], state["wallet_chain_id"]) == (signed_in, None)
+    await settle(http, token, "wallet-default")
+
+    other = Account.from_key(KEY_B).address
+    body = {"session_id": "wallet-default", "address": other, "chain_id": 10}
+    reported = await http.post("/api/wallet/account", json=body, headers=bearer(token))
+    assert (reported.json()["wallet_address"], reported.json()["wallet_chain_id"]) == (other, 10)
+    body = {"session_id": "wallet-default", "address": None}
+    gone = await http.post("/api/wallet/account", json=body, headers=bearer(token))
+    assert (gone.json()["wallet_address"], gone.json()["wallet_chain_id"]) == (signed_in, None)
+
+
 @pytest.mark.parametrize(
     ("changes", "code"),
     [

@@ -49,6 +49,13 @@ TOOLS = {
     "encode_function_call",
     "get_erc20_balance",
     "get_current_time",
+    "get_contract_abi",
+    "decode_calldata",
+    "get_code",
+    "resolve_ens",
+    "lookup_address",
+    "get_token_info",
+    "estimate_transaction",
 }
 
 
@@ -378,7 +385,7 @@ async def test_a_reverted_call_says_why(evm: Client, token: str) -> None:
         args=[RECIPIENT, 1],
     )
     assert "reverted" in message
-    assert "reason: TestToken: insufficient balance" in message
+    assert "TestToken: insufficient balance" in message
 
 
 async def test_a_call_to_an_account_without_code_is_explained(evm: Client) -> None:

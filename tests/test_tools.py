@@ -25,6 +25,7 @@ from tests.chain import (
     run_chain,
     silent_node,
 )
+from tests.fakes import FakeLLM
 from tests.server import RunningServer, run_server
 from tests.sse import EventsView, is_idle_state, open_sse
 
@@ -246,3 +247,124 @@ async def test_servers_over_http_and_stdio_with_colliding_names_get_prefixes(
             assert tool["result"]["balance_eth"] == "10000"
         view = await turn(http, "tools-bare", tool_call("get_balance", address=WATCHED))
     assert last_tool(view)["status"] == "error", "a colliding name exists only prefixed"
+
+
+async def report_wallet(
+    http: httpx.AsyncClient, sid: str, address: str | None, chain_id: int | None = 31337
+) -> dict[str, Any]:
+    """The client tells the server which wallet account this session's user has."""
+    body = {"session_id": sid, "address": address, "chain_id": chain_id}
+    response = await http.post("/api/wallet/account", json=body)
+    assert response.status_code == 200, response.text
+    state: dict[str, Any] = response.json()
+    return state
+
+
+async def test_my_balance_is_the_reported_wallets(app: RunningServer) -> None:
+    sid = "tools-mine"
+    async with app.client() as http:
+        state = await report_wallet(http, sid, WATCHED.lower())
+        assert (state["wallet_address"], state["wallet_chain_id"]) == (WATCHED, 31337)
+        view = await turn(http, sid, tool_call("get_balance"))
+        tool = last_tool(view)
+        assert tool["args"] == {}, "the model left the address out"
+        assert (tool["result"]["address"], tool["result"]["balance_eth"]) == (WATCHED, "10000")
+
+        state = await report_wallet(http, sid, None, None)
+        assert (state["wallet_address"], state["wallet_chain_id"]) == (None, None)
+        view = await turn(http, sid, tool_call("get_balance"))
+    tool = last_tool(view)
+    assert tool["status"] == "error"
+    assert "not connected a wallet" in tool["error"]
+
+
+async def test_a_malformed_wallet_report_changes_nothing(app: RunningServer) -> None:
+    sid = "tools-malformed"
+    async with app.client() as http:
+        await report_wallet(http, sid, WATCHED)
+        body = {"session_id": sid, "address": WATCHED[:-2], "chain_id": 1}
+        refused = await http.post("/api/wallet/account", json=body)
+        assert refused.status_code == 422
+        assert refused.json()["error"]["code"] == "invalid_request"
+        state = (await http.get("/api/state", params={"session_id": sid})).json()
+    assert (state["wallet_address"], state["wallet_chain_id"]) == (WATCHED, 31337)
+
+
+def transfer_call(to: str, amount: int) -> str:
+    """ERC-20 `transfer(to, amount)` calldata."""
+    return "0xa9059cbb" + to[2:].lower().rjust(64, "0") + hex(amount)[2:].rjust(64, "0")
+
+
+async def test_proposals_are_simulated_from_the_users_address(
+    app: RunningServer, chains: tuple[Chain, Chain]
+) -> None:
+    holder = DEV_ACCOUNTS[2]
+    token = await chains[0].deploy_token(supply=5 * 10**18, sender=holder)
+    sid = "tools-simulated"
+    async with app.client() as http:
+        await report_wallet(http, sid, holder)
+        too_much = tool_call(
+            "send_transaction_to_wallet",
+            to=token,
+            value="0",
+            data=transfer_call(WATCHED, 6 * 10**18),
+            description="Send 6 TST",
+        )
+        view = await turn(http, sid, too_much)
+        simulation = view.flags["wallet_tx"]["simulation"]
+        assert simulation["ok"] is False
+        assert simulation["revert_reason"] == "TestToken: insufficient balance"
+        assert (simulation["gas"], simulation["fee_wei"]) == (None, None)
+        told = last_tool(view)["result"]["simulation"]
+        assert "REVERT" in told["note"]
+        assert "insufficient balance" in told["note"]
+
+        rejected = {"session_id": sid, "tx_id": view.flags["wallet_tx"]["id"], "status": "rejected"}
+        async with open_sse(http, f"/api/sessions/{sid}/events") as reader:
+            await reader.next()
+            assert (await http.post("/api/wallet/result", json=rejected)).status_code == 200
+            await reader.until(is_idle_state)  # the agent has answered the rejection
+
+        enough = tool_call(
+            "send_transaction_to_wallet",
+            to=token,
+            value="0",
+            data=transfer_call(WATCHED, 10**18),
+            description="Send 1 TST",
+        )
+        view = await turn(http, sid, enough)
+    simulation = view.flags["wallet_tx"]["simulation"]
+    assert simulation["ok"] is True
+    assert simulation["revert_reason"] is None
+    assert 21_000 < simulation["gas"] < 100_000
+    assert int(simulation["fee_wei"]) > 0
+    assert int(simulation["fee_wei"]) % simulation["gas"] == 0, "gas times the price of gas"
+
+
+async def test_without_a_wallet_a_proposal_is_shown_unsimulated(app: RunningServer) -> None:
+    propose = tool_call(
+        "send_transaction_to_wallet", to=WATCHED, value="1", data="0x", description="1 wei"
+    )
+    async with app.client() as http:
+        view = await turn(http, "tools-unsimulated", propose)
+    assert view.flags["wallet_tx"]["simulation"] is None
+    note = last_tool(view)["result"]["simulation"]["note"]
+    assert "wallet address is unknown" in note
+
+
+async def test_a_chat_sent_at_start_up_gets_the_chain_tools(chains: tuple[Chain, Chain]) -> None:
+    """The tool servers connect in the background: the first turn waits for them."""
+    async with (
+        FakeLLM.start("anthropic") as fake,
+        run_server(
+            NETWORKS=networks_setting(testnet=chains[0]),
+            MCP_CONFIG=REPO_MCP_CONFIG,
+            **fake.env(),
+        ) as running,
+        running.client() as http,
+    ):
+        assert (await http.get("/health")).text == "OK"
+        chat = {"message": "what can you do?", "session_id": "tools-race"}
+        assert (await http.post("/api/chat", json=chat)).status_code == 200
+        (request,) = await fake.wait_requests(1, timeout=30)
+    assert {"get_balance", "get_code", "send_transaction_to_wallet"} <= set(request.tool_names)

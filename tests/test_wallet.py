@@ -70,8 +70,9 @@ async def test_a_proposed_transaction_is_pending_in_every_tab(fast: RunningServe
 
         assert set(tx) == {
             "id", "to", "value", "data", "chain_id", "network",
-            "description", "created_at", "expires_at",
+            "description", "created_at", "expires_at", "simulation",
         }  # fmt: skip
+        assert tx["simulation"] is None, "no wallet address is known: nothing to simulate from"
         assert (tx["to"], tx["value"], tx["data"]) == (ACCOUNT_1, ONE_ETH, "0x")
         assert (tx["chain_id"], tx["network"]) == (31337, "testnet")
         assert tx["expires_at"] > tx["created_at"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,7 +35,10 @@ from chatbot.metrics import Metrics
 from chatbot.sessions.manager import SessionManager
 from chatbot.sessions.service import LocalSessions, Sessions
 from chatbot.store import StoreError, store_from_url
+from chatbot.tools.docs import DocsIndex, docs_toolset
+from chatbot.tools.evm.rpc import RpcClient
 from chatbot.tools.mcp_pool import McpPool, load_config
+from chatbot.tools.wallet import Simulator, wallet_toolset
 
 log = logging.getLogger("chatbot")
 
@@ -46,14 +50,53 @@ Errors are always `{"error": {"code": "...", "message": "..."}}`.
 """
 
 
+SIMULATION_TIMEOUT_SECONDS = 5.0
+"""A proposal waits this long at most for its simulation; then it is shown unsimulated."""
+
+
+def tool_server_env(settings: Settings) -> dict[str, str]:
+    """What a stdio tool server is told: the networks, and where to find verified ABIs."""
+    env = {
+        "NETWORKS": orjson.dumps(
+            {name: network.model_dump() for name, network in settings.networks.items()}
+        ).decode(),
+        "SOURCIFY_URL": settings.sourcify_url,
+        "ETHERSCAN_API_URL": settings.etherscan_api_url,
+    }
+    if settings.etherscan_api_key is not None:
+        env["ETHERSCAN_API_KEY"] = settings.etherscan_api_key.get_secret_value()
+    return env
+
+
+def open_docs(settings: Settings) -> DocsIndex | None:
+    """The docs index for `search_docs` (built now if its files changed); None without docs.
+
+    Built before serving, once per process: the default guide takes milliseconds, and a
+    turn must never see the tool half-ready.
+    """
+    if not settings.docs_enabled:
+        return None
+    try:
+        return DocsIndex.open_blocking(settings.docs_dir, settings.docs_index)
+    except (OSError, sqlite3.Error) as error:
+        log.warning("no docs search: the index cannot be built", extra={"error": str(error)})
+        return None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; one agent and one session registry per process, made here."""
     settings = settings or Settings()
     metrics = Metrics()
     backend = build_backend(settings)
-    networks = orjson.dumps({k: v.model_dump() for k, v in settings.networks.items()}).decode()
-    pool = McpPool(load_config(settings.mcp_config), env={"NETWORKS": networks})
-    runtime = AgentRuntime(backend, settings, pool.toolsets)
+    pool = McpPool(load_config(settings.mcp_config), env=tool_server_env(settings))
+    rpc = RpcClient(SIMULATION_TIMEOUT_SECONDS)
+    docs = open_docs(settings)
+    toolsets = [
+        wallet_toolset(Simulator(settings.networks, rpc)),
+        *([docs_toolset(docs)] if docs is not None else []),
+        *pool.toolsets,
+    ]
+    runtime = AgentRuntime(backend, settings, toolsets, pool)
     store = store_from_url(settings.database_url)
     manager = SessionManager(settings, runtime, metrics, store)
     cluster = Cluster(settings, manager) if settings.redis_url is not None else None
@@ -93,24 +136,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         if cluster is not None:
             await cluster.start()
-        manager.start()
-        # The model loads while the server already answers: sessions see is_loading.
-        loading = asyncio.create_task(load_model()) if backend.load is not None else None
-        connecting = asyncio.create_task(connect_tools())
-        try:
-            yield
-        finally:
-            for task in (loading, connecting):
-                if task is not None:
-                    task.cancel()
-            await manager.stop()
-            if cluster is not None:
-                await cluster.stop()
-            await pool.stop()
-            await http.aclose()
-            if isinstance(ledger, RedisLedger):
-                await ledger.close()
-            await store.close()
+        async with rpc:  # simulations' JSON-RPC client
+            manager.start()
+            # The model loads while the server already answers: sessions see is_loading.
+            loading = asyncio.create_task(load_model()) if backend.load is not None else None
+            connecting = asyncio.create_task(connect_tools())
+            try:
+                yield
+            finally:
+                for task in (loading, connecting):
+                    if task is not None:
+                        task.cancel()
+                await manager.stop()
+                if cluster is not None:
+                    await cluster.stop()
+                await pool.stop()
+                await http.aclose()
+                if isinstance(ledger, RedisLedger):
+                    await ledger.close()
+                await store.close()
+                if docs is not None:
+                    docs.close()
 
     # The docs pages are served from the package, not a CDN: they work offline.
     app = FastAPIOffline(

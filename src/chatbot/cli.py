@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import socket
 from functools import partial
 from types import FrameType
@@ -64,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     cluster.add_argument("--workers", type=int, default=3, help="workers (default: 3)")
     cluster.add_argument("--host", help="nginx's address (default: BACKEND_HOST, 127.0.0.1)")
     cluster.add_argument("--port", type=int, help="nginx's port (default: BACKEND_PORT, 8080)")
+    for command in (serve, cluster):
+        command.add_argument(
+            "--no-docs",
+            action="store_true",
+            help="no docs index and no search_docs tool (DOCS_ENABLED=false)",
+        )
     db = commands.add_parser("db", help="operate on the database (DATABASE_URL)")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply the missing migrations and exit")
@@ -72,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     copy.add_argument("--from", dest="source", help="source URL (default: DATABASE_URL)")
     copy.add_argument("--to", dest="target", required=True, help="target URL")
     args = parser.parse_args(argv)
-
+    if getattr(args, "no_docs", False):
+        # As the setting, so that every worker process reads it the same way.
+        os.environ["DOCS_ENABLED"] = "false"
     try:
         settings = Settings()
     except ValidationError as error:

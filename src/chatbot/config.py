@@ -47,6 +47,15 @@ class Network(BaseModel):
     rpc_url: str = Field(min_length=1)
     explorer_url: str | None = Field(default=None, description="For links in the UI.")
     currency: str = Field(default="ETH", min_length=1, max_length=16)
+    ens_registry: str | None = Field(
+        default=None,
+        pattern=r"^0x[0-9a-fA-F]{40}$",
+        description="The ENS registry's address; set on mainnet and Sepolia by default.",
+    )
+
+
+ENS_REGISTRY = "0x00000000000C2E074eC69A0dFb2997BA6C7d2e1e"
+"""The ENS registry, at the same address on mainnet and Sepolia."""
 
 
 def _default_networks() -> dict[str, Network]:
@@ -60,11 +69,13 @@ def _default_networks() -> dict[str, Network]:
             chain_id=1,
             rpc_url="https://ethereum-rpc.publicnode.com",
             explorer_url="https://etherscan.io",
+            ens_registry=ENS_REGISTRY,
         ),
         "sepolia": Network(
             chain_id=11155111,
             rpc_url="https://ethereum-sepolia-rpc.publicnode.com",
             explorer_url="https://sepolia.etherscan.io",
+            ens_registry=ENS_REGISTRY,
         ),
         "base": Network(
             chain_id=8453, rpc_url="https://mainnet.base.org", explorer_url="https://basescan.org"
@@ -122,6 +133,13 @@ class Settings(BaseSettings):
     llm_titles: bool = True
     wallet_tx_timeout_seconds: float = Field(default=600.0, gt=0)
     mcp_config: Path = Path("mcp.json")
+    mcp_connect_timeout_seconds: float = Field(default=15.0, ge=0)
+    docs_enabled: bool = True
+    docs_dir: Path = Path(__file__).resolve().parent / "guide"
+    docs_index: Path = Path("var/docs-index.sqlite")
+    etherscan_api_key: SecretStr | None = None
+    etherscan_api_url: str = "https://api.etherscan.io/v2/api"
+    sourcify_url: str = "https://sourcify.dev/server"
 
     ui_dir: Path = Path(__file__).resolve().parents[2] / "frontend" / "app" / "dist"
 
@@ -179,6 +197,7 @@ class Settings(BaseSettings):
         "api_keys",
         "jwt_secret",
         "jwt_public_key",
+        "etherscan_api_key",
         mode="before",
     )
     @classmethod

@@ -12,7 +12,10 @@ import { WalletPanel } from "./components/WalletPanel";
 import { useAuth } from "./hooks/useAuth";
 import { useChat } from "./hooks/useChat";
 import { useConversations } from "./hooks/useConversations";
+import { useNetworks } from "./hooks/useNetworks";
 import { useWallet } from "./hooks/useWallet";
+import { useWalletReport } from "./hooks/useWalletReport";
+import { currencyOf } from "./lib/networks";
 
 export function App() {
   const auth = useAuth();
@@ -26,6 +29,15 @@ export function App() {
   );
   const { note, refresh } = conversations;
   const { sessionId } = chat;
+  const canChat = identity !== null;
+  const networks = useNetworks(BACKEND_URL, canChat ? sessionId : null);
+  const walletReport = useWalletReport({
+    identity,
+    sessionId,
+    online: chat.connection === "connected",
+    address: wallet.address,
+    chainId: wallet.chainId,
+  });
   const liveTitle = chat.state?.session_id === sessionId ? (chat.state?.title ?? null) : null;
 
   // A new title (the first message, or a rename from another tab): list it.
@@ -73,14 +85,15 @@ export function App() {
     chat.error ??
     auth.error ??
     conversations.error ??
+    walletReport.error ??
     (wallet.error ? { code: "wallet_error", message: wallet.error } : null);
   const dismissError = () => {
     chat.dismissError();
     auth.dismissError();
     conversations.dismissError();
+    walletReport.dismissError();
     wallet.dismissError();
   };
-  const canChat = identity !== null;
 
   return (
     <div className="app">
@@ -95,8 +108,7 @@ export function App() {
         <div className="topbar__controls">
           <NetworkSelect
             key={identity ?? ""}
-            backendUrl={BACKEND_URL}
-            sessionId={canChat ? sessionId : null}
+            networks={networks}
             network={chat.state?.network || null}
             onSwitch={chat.switchNetwork}
           />
@@ -133,6 +145,7 @@ export function App() {
                   <TransactionCard
                     key={chat.pendingTx.id}
                     tx={chat.pendingTx}
+                    currency={currencyOf(networks, chat.pendingTx.network)}
                     wallet={wallet}
                     onResult={chat.reportTransaction}
                   />

@@ -6,6 +6,7 @@ export type {
   ConnectionStatus,
   Message as ChatMessage,
   SessionState,
+  Simulation,
   ToolCall,
   WalletTransaction as WalletTx,
 } from "@chatbot/client";
@@ -14,4 +15,8 @@ export type {
 export interface NetworkInfo {
   network: string;
   chain_id: number;
+  /** The native currency's symbol, e.g. "ETH", "POL" (older servers send none). */
+  currency?: string;
+  /** The block explorer's base URL, when the server knows one. */
+  explorer_url?: string | null;
 }

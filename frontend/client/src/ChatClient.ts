@@ -10,6 +10,7 @@ import type {
   SessionState,
   SignInResult,
   SiweSignInOptions,
+  WalletAccount,
 } from "./types.js";
 
 /** The server's JSON of a sign-in (`TokenResponse`). */
@@ -40,9 +41,10 @@ interface SummaryJson {
 }
 
 /**
- * The calls around the live conversation: who am I, signing in and out, and my list of
- * conversations (list, create, rename, delete). It holds no state; the ChatManager
- * follows one conversation. Give both the same `backendUrl`, `token` and `credentials`.
+ * The calls around the live conversation: who am I, signing in and out, my list of
+ * conversations (list, create, rename, delete) and the wallet I am connected with in one of
+ * them. It holds no state; the ChatManager follows one conversation. Give both the same
+ * `backendUrl`, `token` and `credentials`.
  * Every failure throws a `ChatRequestError` with the server's `code` (e.g.
  * `unauthorized`, `session_not_found`, `auth_method_disabled`, `siwe_signature`,
  * `rate_limited`).
@@ -146,6 +148,25 @@ export class ChatClient {
   /** Deletes a conversation; a ChatManager following it sees it empty. */
   async deleteSession(sessionId: string): Promise<void> {
     await this.transport.json<undefined>("DELETE", sessionPath(sessionId));
+  }
+
+  // ---- the user's wallet -----------------------------------------------------------
+
+  /**
+   * Tells the server which wallet account and chain the user is on in a conversation
+   * (`address: null`: the wallet disconnected). The server simulates the transactions it
+   * proposes from that account, and its tools default to it. Creates the conversation if
+   * it is new. Resolves to the conversation's state, with `wallet_address` (EIP-55) and
+   * `wallet_chain_id`. A malformed address, or a mixed-case one whose EIP-55 checksum is
+   * wrong (a typo), throws `invalid_request`.
+   */
+  async reportWallet(sessionId: string, wallet: WalletAccount): Promise<SessionState> {
+    const state = await this.transport.json<Partial<SessionState>>("POST", "/api/wallet/account", {
+      session_id: sessionId,
+      address: wallet.address,
+      chain_id: wallet.chainId ?? null,
+    });
+    return fromServerState(state, sessionId);
   }
 }
 

@@ -22,10 +22,12 @@ export {
   type SessionState,
   type SessionSummary,
   type SignInResult,
+  type Simulation,
   type SiweSignInOptions,
   type TokenSource,
   type ToolCall,
   type ToolStatus,
+  type WalletAccount,
   type WalletResultStatus,
   type WalletTransaction,
 } from "./types.js";

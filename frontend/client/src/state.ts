@@ -17,6 +17,8 @@ export function emptyState(sessionId: string): SessionState {
     is_connecting_mcp: false,
     missing_api_key: false,
     network: "",
+    wallet_address: null,
+    wallet_chain_id: null,
     pending_wallet_tx: null,
     wallet_tx: null,
     queued: [],
@@ -31,7 +33,17 @@ export function fromServerState(data: Partial<SessionState>, sessionId: string):
     ...data,
     messages: Array.isArray(data.messages) ? data.messages : [],
     queued: Array.isArray(data.queued) ? data.queued : [],
+    wallet_tx: fromServerTx(data.wallet_tx),
   };
+}
+
+/**
+ * A pending transaction as sent, with `simulation: null` when an older server left it out
+ * (the same object when nothing is missing, so UIs comparing by reference see no change).
+ */
+function fromServerTx(tx: WalletTransaction | null | undefined): WalletTransaction | null {
+  if (tx === null || tx === undefined) return null;
+  return Object.hasOwn(tx, "simulation") ? tx : { ...tx, simulation: null };
 }
 
 /** True while an agent text reply is streaming (tool calls do not count as typing). */
@@ -65,10 +77,14 @@ export function applyEvent(
       const messages = state.messages.map((m) => (m === target ? { ...m, content: m.content + delta } : m));
       return { ...next, messages };
     }
-    case "state":
-      return { ...next, ...(data as Partial<SessionState>), session_id: state.session_id, seq };
+    case "state": {
+      // Fields the event leaves out (an older server's, e.g. `wallet_address`) keep their value.
+      const flags = data as Partial<SessionState>;
+      const wallet_tx = flags.wallet_tx === undefined ? state.wallet_tx : fromServerTx(flags.wallet_tx);
+      return { ...next, ...flags, wallet_tx, session_id: state.session_id, seq };
+    }
     case "wallet.request":
-      return { ...next, wallet_tx: (data as { tx: WalletTransaction }).tx };
+      return { ...next, wallet_tx: fromServerTx((data as { tx: WalletTransaction }).tx) };
     case "wallet.resolved": {
       const { tx_id } = data as { tx_id: string };
       return state.wallet_tx?.id === tx_id ? { ...next, wallet_tx: null, pending_wallet_tx: null } : next;

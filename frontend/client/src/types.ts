@@ -40,6 +40,21 @@ export interface Message {
   tool: ToolCall | null;
 }
 
+/**
+ * How a proposed transaction fared when the server tried it on its network, from the
+ * user's address, before showing it (`eth_call` and `eth_estimateGas`).
+ */
+export interface Simulation {
+  /** False: it would revert; warn the user before they approve. */
+  ok: boolean;
+  /** Estimated gas; `null` when it would revert. */
+  gas: number | null;
+  /** gas × (base fee + tip) in wei, as a decimal string; `null` when it would revert. */
+  fee_wei: string | null;
+  /** Why it would revert (decoded), when known. */
+  revert_reason: string | null;
+}
+
 /** A transaction the agent asks the user's wallet to sign (`wallet_tx`). */
 export interface WalletTransaction {
   id: string;
@@ -54,6 +69,11 @@ export interface WalletTransaction {
   description: string;
   created_at: string;
   expires_at: string;
+  /**
+   * The server's trial run, or `null` when it could not try it (no wallet address known,
+   * the node unreachable, or an older server that does not simulate).
+   */
+  simulation: Simulation | null;
 }
 
 /** How a pending wallet transaction was answered. */
@@ -81,6 +101,13 @@ export interface SessionState {
   missing_api_key: boolean;
   /** This session's network (e.g. `testnet`). */
   network: string;
+  /**
+   * The user's wallet account (EIP-55) as the client reported it (`ChatClient.reportWallet`);
+   * signed in with Ethereum, the signed-in address while none is reported; else `null`.
+   */
+  wallet_address: string | null;
+  /** The chain the client reported its wallet on, or `null`. */
+  wallet_chain_id: number | null;
   /**
    * The original app's field, kept for its clients: `null` or a JSON string of
    * `{to, value, data, gas?, description, timestamp}`. Read `wallet_tx` instead.
@@ -124,6 +151,14 @@ export interface NetworkSwitchResult {
   success: boolean;
   message: string;
   data?: unknown;
+}
+
+/** The wallet the user's client is connected to, as `ChatClient.reportWallet` reports it. */
+export interface WalletAccount {
+  /** The account (EIP-55 or all one case); `null` once the wallet disconnected. */
+  address: string | null;
+  /** The chain the wallet is on; `null` (or left out) when unknown. */
+  chainId?: number | null;
 }
 
 /** ChatManager settings; every field has a default. */

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 
-import { applyEvent, emptyState, fromServerState, isTyping, type Message } from "../src/index.js";
+import {
+  applyEvent,
+  emptyState,
+  fromServerState,
+  isTyping,
+  type Message,
+  type WalletTransaction,
+} from "../src/index.js";
 
 const agent = (content: string, is_streaming = true): Message => ({
   id: "m_1",
@@ -31,7 +38,7 @@ describe("applyEvent", () => {
   });
 
   it("tracks the pending wallet transaction and the flags", () => {
-    const tx = { id: "tx_1" } as never;
+    const tx = { id: "tx_1", simulation: null } as WalletTransaction;
     let state = applyEvent(emptyState("s"), "wallet.request", { tx }, 1) ?? emptyState("s");
     expect(state.wallet_tx).toBe(tx);
     state = applyEvent(state, "state", { pending_wallet_tx: '{"to":"0x"}' }, 2) ?? state;
@@ -44,6 +51,36 @@ describe("applyEvent", () => {
     expect(applyEvent(state, "some.future.event", {}, 6)).toMatchObject({ seq: 6, network: "sepolia" });
   });
 
+  it("keeps the reported wallet until a state event changes it", () => {
+    const address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let state = applyEvent(emptyState("s"), "state", { wallet_address: address, wallet_chain_id: 1 }, 1);
+    expect(state).toMatchObject({ wallet_address: address, wallet_chain_id: 1 });
+    // Other events, and state events without the fields (an older server), leave it alone.
+    state = applyEvent(state ?? emptyState("s"), "message.created", { message: agent("") }, 2);
+    state = applyEvent(state ?? emptyState("s"), "state", { is_processing: true }, 3);
+    expect(state).toMatchObject({ wallet_address: address, wallet_chain_id: 1, is_processing: true });
+    state = applyEvent(state ?? emptyState("s"), "state", { wallet_address: null, wallet_chain_id: null }, 4);
+    expect(state).toMatchObject({ wallet_address: null, wallet_chain_id: null, seq: 4 });
+  });
+
+  it("keeps a transaction's simulation, and gives an older server's transaction none", () => {
+    const simulation = { ok: false, gas: null, fee_wei: null, revert_reason: "insufficient balance" };
+    const simulated = { id: "tx_1", simulation } as WalletTransaction;
+    expect(applyEvent(emptyState("s"), "wallet.request", { tx: simulated }, 1)?.wallet_tx).toBe(simulated);
+
+    const older = { id: "tx_1" } as WalletTransaction; // sent without `simulation`
+    expect(applyEvent(emptyState("s"), "wallet.request", { tx: older }, 1)?.wallet_tx).toEqual({
+      id: "tx_1",
+      simulation: null,
+    });
+    expect(applyEvent(emptyState("s"), "state", { wallet_tx: older }, 1)?.wallet_tx).toEqual({
+      id: "tx_1",
+      simulation: null,
+    });
+  });
+});
+
+describe("fromServerState", () => {
   it("fills in what an older server's state lacks", () => {
     expect(fromServerState({ seq: 3, messages: [agent("x", false)] }, "s")).toMatchObject({
       session_id: "s",
@@ -51,6 +88,18 @@ describe("applyEvent", () => {
       queued: [],
       pending_wallet_tx: null,
       wallet_tx: null,
+      wallet_address: null,
+      wallet_chain_id: null,
     });
+    const tx = { id: "tx_1" } as WalletTransaction; // sent without `simulation`
+    expect(fromServerState({ seq: 4, wallet_tx: tx }, "s").wallet_tx).toEqual({ id: "tx_1", simulation: null });
+  });
+
+  it("takes the wallet and the simulation as sent", () => {
+    const simulation = { ok: true, gas: 21000, fee_wei: "21000000000000", revert_reason: null };
+    const tx = { id: "tx_1", simulation } as WalletTransaction;
+    const state = fromServerState({ seq: 5, wallet_address: "0xAb", wallet_chain_id: 137, wallet_tx: tx }, "s");
+    expect(state).toMatchObject({ wallet_address: "0xAb", wallet_chain_id: 137 });
+    expect(state.wallet_tx).toBe(tx);
   });
 });

@@ -10,6 +10,7 @@ the local generation).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -46,7 +47,7 @@ from chatbot.errors import ModelUnavailable
 from chatbot.model import Message, MessageStatus, redact
 from chatbot.sessions.ports import Transcript
 from chatbot.sessions.titles import clean_title
-from chatbot.tools.wallet import wallet_toolset
+from chatbot.tools.mcp_pool import McpPool
 
 log = logging.getLogger("chatbot.agent")
 
@@ -59,9 +60,12 @@ class AgentRuntime:
         backend: ModelBackend,
         settings: Settings,
         toolsets: Sequence[AbstractToolset[TurnDeps]] = (),
+        pool: McpPool | None = None,
     ) -> None:
+        """`toolsets` are the agent's tools; turns wait for `pool`'s first connections."""
         self.backend = backend
         self.settings = settings
+        self.pool = pool
         self.ready = asyncio.Event()
         if backend.load is None:
             self.ready.set()
@@ -75,7 +79,7 @@ class AgentRuntime:
             deps_type=TurnDeps,
             instructions=SYSTEM_PROMPT,
             capabilities=[ProcessHistory(context_trimmer(max(budget, 256)))],
-            toolsets=[wallet_toolset(), *toolsets],
+            toolsets=list(toolsets),
             model_settings=ModelSettings(max_tokens=settings.llm_max_output_tokens),
         )
         self.agent.instructions(self._session_context)
@@ -88,9 +92,15 @@ class AgentRuntime:
             else None
         )
 
-    @staticmethod
-    def _session_context(ctx: RunContext[TurnDeps]) -> str:
-        return session_context(ctx.deps.network, ctx.deps.chain_id)
+    def _session_context(self, ctx: RunContext[TurnDeps]) -> str:
+        account = ctx.deps.session.account
+        return session_context(
+            ctx.deps.network,
+            ctx.deps.chain_id,
+            self.settings.networks[ctx.deps.network].currency,
+            account.address if account else None,
+            account.chain_id if account else None,
+        )
 
     async def load(self) -> None:
         """Start-up work of the model (loading weights); turns wait for it."""
@@ -130,6 +140,7 @@ class AgentRuntime:
     async def run_turn(self, transcript: Transcript, trigger: Message) -> None:
         """Answer `trigger`: stream the model's reply, run its tool calls, until done."""
         await self.ready.wait()
+        await self._wait_for_tools(transcript)
         model = self.backend.model
         assert model is not None, "check_available() guards turns without a model"
         network = self.settings.networks[transcript.network]
@@ -166,6 +177,21 @@ class AgentRuntime:
             transcript.add_system_message(describe_failure(error))
         else:
             turn.close(MessageStatus.COMPLETE)
+
+    async def _wait_for_tools(self, transcript: Transcript) -> None:
+        """No tool-less turns: a turn at start-up waits for the MCP servers (a while)."""
+        if self.pool is None or self.pool.started.is_set():
+            return
+        timeout = self.settings.mcp_connect_timeout_seconds
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.pool.started.wait()
+        missing = self.pool.missing()
+        if missing:
+            transcript.add_system_message(
+                f"Still connecting to the tool servers after {timeout:g} s; this reply runs "
+                f"without the tools of: {', '.join(missing)}. They keep reconnecting."
+            )
 
 
 class _TurnWriter:

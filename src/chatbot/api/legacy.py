@@ -17,6 +17,7 @@ from chatbot.api.params import (
     session_id_of,
     sessions_of,
     settings_of,
+    signer_of,
 )
 from chatbot.api.responses import JsonResponse, session_response
 from chatbot.api.schemas import (
@@ -59,8 +60,9 @@ async def chat(body: ChatRequest, request: Request) -> JsonResponse:
     manager_of(request).check_available()
     session_id = await session_id_of(request, body.session_id)
     await count_message(request, session_id)
+    args = {"text": text, "signer": await signer_of(request)}
     state = await sessions_of(request).run(
-        session_id, "chat", {"text": text}, create=True, scope=await scope_of(request)
+        session_id, "chat", args, create=True, scope=await scope_of(request)
     )
     return session_response(state)
 
@@ -106,8 +108,9 @@ async def system(body: SystemRequest, request: Request) -> JsonResponse:
     manager_of(request).check_available()
     session_id = await session_id_of(request, body.session_id)
     await count_message(request, session_id)
+    args = {"text": text, "signer": await signer_of(request)}
     state = await sessions_of(request).run(
-        session_id, "system", {"text": text}, create=True, scope=await scope_of(request)
+        session_id, "system", args, create=True, scope=await scope_of(request)
     )
     return session_response(state)
 

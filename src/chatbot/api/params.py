@@ -82,6 +82,14 @@ async def limit_key(request: Request) -> str:
     return principal.id if principal is not None else address_of(request)
 
 
+async def signer_of(request: Request) -> str | None:
+    """The caller's Ethereum address when signed in with Ethereum (SIWE), else None."""
+    principal = await principal_of(request)
+    if principal is None or not principal.id.startswith("eth:"):
+        return None
+    return principal.id.removeprefix("eth:")
+
+
 async def session_id_of(request: Request, given: str | None) -> str | None:
     """The caller's key of the session named in the body or query, else the `X-Session-Id`
     header, else DEFAULT_SESSION_ID; None when none is named.

@@ -117,6 +117,37 @@ class WalletResultRequest(BaseModel):
     error: str | None = Field(default=None, max_length=2000)
 
 
+ADDRESS_PATTERN = "^0x[0-9a-fA-F]{40}$"
+
+
+class WalletAccountRequest(BaseModel):
+    """The wallet the user's client is connected to, reported for one session."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "session_id": "session-1",
+                    "address": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                    "chain_id": 1,
+                },
+                {"session_id": "session-1", "address": None, "chain_id": None},
+            ]
+        }
+    )
+
+    session_id: str | None = Field(
+        default=None, description=SESSION_ID_DOC, json_schema_extra=SESSION_ID_SCHEMA
+    )
+    address: str | None = Field(
+        description="The connected account (EIP-55 or lowercase); null when it disconnected.",
+        pattern=ADDRESS_PATTERN,
+    )
+    chain_id: int | None = Field(
+        default=None, ge=1, le=2**53 - 1, description="The chain the wallet is on."
+    )
+
+
 class ToolModel(BaseModel):
     """A tool call shown as its own message."""
 
@@ -140,6 +171,17 @@ class MessageModel(BaseModel):
     tool: ToolModel | None = None
 
 
+class SimulationModel(BaseModel):
+    """What `eth_call` and `eth_estimateGas` said of a proposed transaction."""
+
+    ok: bool = Field(description="False: it would revert; the user is warned.")
+    gas: int | None = Field(description="Estimated gas; null when it would revert.")
+    fee_wei: str | None = Field(
+        description="gas * (base fee + tip) in wei, as a decimal string; null when it reverts."
+    )
+    revert_reason: str | None = Field(description="The decoded reason it would revert.")
+
+
 class WalletTxModel(BaseModel):
     """The pending transaction, typed: what `POST /api/wallet/result` answers by `id`."""
 
@@ -153,6 +195,11 @@ class WalletTxModel(BaseModel):
     created_at: str = Field(description="ISO-8601 UTC.")
     expires_at: str = Field(
         description="After this the request expires (WALLET_TX_TIMEOUT_SECONDS)."
+    )
+    simulation: SimulationModel | None = Field(
+        default=None,
+        description="The transaction tried on its network from the user's address before it "
+        "was shown; null when it could not be (no wallet address known, node away).",
     )
 
 
@@ -212,6 +259,14 @@ class WebStateResponse(BaseModel):
     network: str
     title: str | None = Field(
         default=None, description="The conversation's title: its first words until renamed."
+    )
+    wallet_address: str | None = Field(
+        default=None,
+        description="The user's wallet as the client reported it (POST /api/wallet/account), "
+        "else the signed-in address; tools that take an address default to it.",
+    )
+    wallet_chain_id: int | None = Field(
+        default=None, description="The chain the client reported its wallet on."
     )
     pending_wallet_tx: str | None = Field(
         description="The original app's field, for its clients: null, or a JSON *string* of "

@@ -24,6 +24,8 @@ from chatbot.model.messages import (
 from chatbot.model.time import iso_in, iso_utc, parse_iso, utc_timestamp
 from chatbot.model.wallet import (
     REMEMBERED_RESOLUTIONS,
+    Simulation,
+    WalletAccount,
     WalletResolution,
     WalletStatus,
     WalletTx,
@@ -34,8 +36,10 @@ __all__ = [
     "Message",
     "MessageStatus",
     "Sender",
+    "Simulation",
     "ToolCallInfo",
     "ToolStatus",
+    "WalletAccount",
     "WalletResolution",
     "WalletStatus",
     "WalletTx",

@@ -23,6 +23,51 @@ class WalletStatus(StrEnum):
     EXPIRED = "expired"
 
 
+@dataclass(frozen=True, slots=True)
+class WalletAccount:
+    """The wallet the user's client reports for a session: account and chain."""
+
+    address: str
+    chain_id: int | None = None
+
+    def public(self) -> dict[str, object]:
+        """As stored and as the state shows it."""
+        return {"address": self.address, "chain_id": self.chain_id}
+
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """How a proposed transaction fared when tried on its network before it was shown."""
+
+    ok: bool
+    gas: int | None = None
+    """`eth_estimateGas`; None when it would revert."""
+    fee_wei: int | None = None
+    """gas * (base fee + tip); None when it would revert."""
+    revert_reason: str | None = None
+
+    def public(self) -> dict[str, object]:
+        """As clients see it; wei as a decimal string (it outgrows JSON numbers)."""
+        return {
+            "ok": self.ok,
+            "gas": self.gas,
+            "fee_wei": None if self.fee_wei is None else str(self.fee_wei),
+            "revert_reason": self.revert_reason,
+        }
+
+    @classmethod
+    def from_public(cls, data: dict[str, object]) -> Simulation:
+        """Back from `public()` (stored rows)."""
+        gas, fee = data.get("gas"), data.get("fee_wei")
+        reason = data.get("revert_reason")
+        return cls(
+            ok=bool(data.get("ok")),
+            gas=None if gas is None else int(str(gas)),
+            fee_wei=None if fee is None else int(str(fee)),
+            revert_reason=None if reason is None else str(reason),
+        )
+
+
 @dataclass(slots=True, kw_only=True)
 class WalletTx:
     """A transaction waiting for the user's wallet, in the shape clients receive."""
@@ -37,6 +82,8 @@ class WalletTx:
     created_at: str = field(default_factory=utc_timestamp)
     expires_at: str
     deadline: float = field(repr=False)
+    simulation: Simulation | None = None
+    """None when it could not be tried (no wallet address known, or the node was away)."""
 
     def public(self) -> dict[str, object]:
         """What clients see (the monotonic deadline is the server's own business)."""
@@ -50,6 +97,7 @@ class WalletTx:
             "description": self.description,
             "created_at": self.created_at,
             "expires_at": self.expires_at,
+            "simulation": None if self.simulation is None else self.simulation.public(),
         }
 
     def original_json(self) -> str:

@@ -1,9 +1,9 @@
 """The two faces between a session and the agent that answers it.
 
 `TurnRunner` is what a session needs from the agent; `Transcript` is all the agent may
-do to a session while its turn runs: read the history and the network, write messages
-as they stream, propose a transaction. Kept this narrow so a turn can run against a
-session held anywhere (in this process today, a cluster's lease holder tomorrow).
+do to a session while its turn runs: read the history, the network and the user's
+wallet, write messages as they stream, propose a transaction. Kept this narrow so a turn
+can run against a session held anywhere (in this process, or on a cluster's lease holder).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from chatbot.model import Message, MessageStatus, WalletTx
+from chatbot.model import Message, MessageStatus, Simulation, WalletAccount, WalletTx
 
 
 class Transcript(Protocol):
@@ -24,6 +24,10 @@ class Transcript(Protocol):
     @property
     def network(self) -> str:
         """The session's network, which its tools act on."""
+
+    @property
+    def account(self) -> WalletAccount | None:
+        """The user's wallet as their client reported it (or their signed-in address)."""
 
     @property
     def messages(self) -> Sequence[Message]:
@@ -49,7 +53,15 @@ class Transcript(Protocol):
     def add_system_message(self, text: str) -> Message:
         """Show a system message."""
 
-    def propose_wallet_tx(self, *, to: str, value: str, data: str, description: str) -> WalletTx:
+    def propose_wallet_tx(
+        self,
+        *,
+        to: str,
+        value: str,
+        data: str,
+        description: str,
+        simulation: Simulation | None = None,
+    ) -> WalletTx:
         """Ask the user's wallet to sign a transaction on the session's network."""
 
     async def checkpoint(self) -> None:

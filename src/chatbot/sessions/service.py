@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from chatbot.errors import MessageNotFound
-from chatbot.model import WalletStatus, new_session_id, public_id, scope_in, scoped
+from chatbot.model import WalletAccount, WalletStatus, new_session_id, public_id, scope_in, scoped
 from chatbot.sessions.commands import parse_command
 from chatbot.sessions.manager import SessionManager
 from chatbot.sessions.session import Session
@@ -41,12 +41,23 @@ class Sessions(Protocol):
 
 
 async def _chat(session: Session, args: Args) -> Answer:
+    if args.get("signer"):
+        session.adopt_signer(args["signer"])
     await session.submit_chat(args["text"])
     return session.state()
 
 
 async def _system(session: Session, args: Args) -> Answer:
+    if args.get("signer"):
+        session.adopt_signer(args["signer"])
     session.submit_system(args["text"])
+    return session.state()
+
+
+async def _wallet_account(session: Session, args: Args) -> Answer:
+    address = args.get("address") or args.get("signer")
+    chain_id = args.get("chain_id") if args.get("address") else None
+    session.set_account(None if address is None else WalletAccount(address, chain_id))
     return session.state()
 
 
@@ -96,6 +107,7 @@ OPERATIONS: dict[str, Callable[[Session, Args], Awaitable[Answer]]] = {
     "state": _state,
     "interrupt": _interrupt,
     "wallet_result": _wallet_result,
+    "wallet_account": _wallet_account,
     "command": run_command,
     "page": _page,
     "rename": _rename,

@@ -20,8 +20,10 @@ from chatbot.errors import WalletTxExpired, WalletTxPending
 from chatbot.model import (
     Message,
     MessageStatus,
+    Simulation,
     ToolCallInfo,
     ToolStatus,
+    WalletAccount,
     WalletResolution,
     WalletStatus,
     WalletTx,
@@ -104,6 +106,7 @@ class Session:
         self.base = stored.older_messages if stored else 0
         self.created_at = stored.created_at if stored else utc_timestamp()
         self.title = stored.title if stored else None
+        self.account: WalletAccount | None = stored.wallet if stored else None
         self.log = env.event_log(session_id, seq)
         self.audience = Audience(
             self.snapshot_frame,
@@ -138,6 +141,7 @@ class Session:
             title=self.title,
             created_at=self.created_at,
             last_active_at=utc_timestamp(),
+            wallet=self.account,
         )
 
     def _save(self, message: Message) -> None:
@@ -207,6 +211,8 @@ class Session:
             "missing_api_key": status.missing_api_key,
             "network": self.network,
             "title": self.title,
+            "wallet_address": self.account.address if self.account else None,
+            "wallet_chain_id": self.account.chain_id if self.account else None,
             "pending_wallet_tx": pending.original_json() if pending else None,
             "wallet_tx": pending.public() if pending else None,
             "queued": self.turns.queued,
@@ -343,7 +349,27 @@ class Session:
 
     # ---- wallet --------------------------------------------------------------------
 
-    def propose_wallet_tx(self, *, to: str, value: str, data: str, description: str) -> WalletTx:
+    def set_account(self, account: WalletAccount | None) -> None:
+        """Remember the wallet the user's client reports (None: it disconnected)."""
+        if account != self.account:
+            self.account = account
+            self.save()
+            self.emit_state()
+
+    def adopt_signer(self, address: str) -> None:
+        """The signed-in address stands for the user's wallet until a client reports one."""
+        if self.account is None:
+            self.set_account(WalletAccount(address))
+
+    def propose_wallet_tx(
+        self,
+        *,
+        to: str,
+        value: str,
+        data: str,
+        description: str,
+        simulation: Simulation | None = None,
+    ) -> WalletTx:
         """Ask the user's wallet to sign a transaction on this session's network."""
         if self.wallet.pending is not None:
             raise WalletTxPending(
@@ -360,6 +386,7 @@ class Session:
             description=description,
             expires_at=iso_in(timeout),
             deadline=time.monotonic() + timeout,
+            simulation=simulation,
         )
         self.wallet.pending = tx
         self.env.store.save_wallet_tx(self.id, tx, None)

@@ -80,6 +80,7 @@ async def _copy_session(source: Store, target: Store, session_id: str) -> None:
         title=stored.title,
         created_at=stored.created_at,
         last_active_at=stored.last_active_at,
+        wallet=stored.wallet,
     )
     for position, message in enumerate(stored.messages):
         target.save_message(session_id, position, message)

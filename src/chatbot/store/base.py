@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from chatbot.errors import BackendUnavailable
-from chatbot.model import Message, WalletStatus, WalletTx
+from chatbot.model import Message, WalletAccount, WalletStatus, WalletTx
 
 
 class StoreError(Exception):
@@ -44,6 +44,8 @@ class StoredSession:
     """The newest messages (at most the `limit` asked for), oldest first."""
     older_messages: int
     """How many stored messages come before `messages`."""
+    wallet: WalletAccount | None = None
+    """The wallet the client last reported (or the signed-in address)."""
     pending_wallet_tx: WalletTx | None = None
     resolved_wallet_txs: dict[str, WalletStatus] = field(default_factory=dict)
     """Recently resolved transaction ids (so late answers get 409 or 410, not 404)."""
@@ -100,6 +102,7 @@ class Store(Protocol):
         title: str | None,
         created_at: str,
         last_active_at: str,
+        wallet: WalletAccount | None = None,
     ) -> None:
         """Queue an upsert of the session's own row."""
 

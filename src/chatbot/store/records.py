@@ -18,8 +18,10 @@ from chatbot.model import (
     Message,
     MessageStatus,
     Sender,
+    Simulation,
     ToolCallInfo,
     ToolStatus,
+    WalletAccount,
     WalletStatus,
     WalletTx,
     iso_utc,
@@ -36,14 +38,19 @@ _SENDERS: Final[dict[str, Sender]] = {"user": "user", "agent": "agent", "system"
 
 MESSAGE_COLUMNS: Final = "position, id, sender, content, timestamp, is_streaming, status, tool"
 WALLET_TX_COLUMNS: Final = (
-    'id, "to", value, data, chain_id, network, description, created_at, expires_at'
+    'id, "to", value, data, chain_id, network, description, created_at, expires_at, simulation'
 )
 
 
 def session_row(
-    session_id: str, network: str, title: str | None, created_at: str, last_active_at: str
+    session_id: str,
+    network: str,
+    title: str | None,
+    created_at: str,
+    last_active_at: str,
+    wallet: WalletAccount | None,
 ) -> tuple[object, ...]:
-    """`(id, owner, network, title, created_at, last_active_at)`, times canonical.
+    """`(id, owner, network, title, created_at, last_active_at, wallet)`, times canonical.
 
     The owner is the scope the id carries (model/ids.py), NULL for an unscoped session.
     """
@@ -54,6 +61,7 @@ def session_row(
         title,
         canonical_time(created_at),
         canonical_time(last_active_at),
+        None if wallet is None else dump_json(wallet.public()),
     )
 
 
@@ -86,6 +94,7 @@ def wallet_tx_row(session_id: str, tx: WalletTx, status: WalletStatus | None) ->
         tx.description,
         tx.created_at,
         tx.expires_at,
+        None if tx.simulation is None else dump_json(tx.simulation.public()),
         None if status is None else status.value,
         None if status is None else utc_timestamp(),
     )
@@ -119,7 +128,7 @@ def _tool(text: str) -> ToolCallInfo:
 
 def wallet_tx_from_row(row: Iterable[Any]) -> WalletTx:
     """A pending transaction from a row of `WALLET_TX_COLUMNS`, its deadline in this process."""
-    tx_id, to, value, data, chain_id, network, description, created_at, expires_at = row
+    tx_id, to, value, data, chain_id, network, description, created_at, expires_at, tried = row
     return WalletTx(
         id=tx_id,
         to=to,
@@ -131,7 +140,17 @@ def wallet_tx_from_row(row: Iterable[Any]) -> WalletTx:
         created_at=created_at,
         expires_at=expires_at,
         deadline=monotonic_deadline(expires_at),
+        simulation=None if tried is None else Simulation.from_public(orjson.loads(tried)),
     )
+
+
+def wallet_account_from_text(text: str | None) -> WalletAccount | None:
+    """A session's wallet from its JSON column."""
+    if text is None:
+        return None
+    fields = orjson.loads(text)
+    chain_id = fields.get("chain_id")
+    return WalletAccount(fields["address"], None if chain_id is None else int(chain_id))
 
 
 def dump_json(value: object) -> str:

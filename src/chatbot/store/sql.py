@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Final
 from chatbot.model import (
     REMEMBERED_RESOLUTIONS,
     Message,
+    WalletAccount,
     WalletStatus,
     WalletTx,
     public_id,
@@ -31,6 +32,7 @@ from chatbot.store.records import (
     message_row,
     session_row,
     unreadable,
+    wallet_account_from_text,
     wallet_tx_from_row,
     wallet_tx_row,
 )
@@ -50,13 +52,13 @@ class Statements:
     """A backend's SQL for the shared tables, parameters in the order given here."""
 
     upsert_session: str
-    """(id, owner, network, title, created_at, last_active_at)"""
+    """(id, owner, network, title, created_at, last_active_at, wallet)"""
     upsert_message: str
     """(session_id, *MESSAGE_COLUMNS); a row only while its session is stored"""
     upsert_wallet_tx: str
     """(session_id, *WALLET_TX_COLUMNS, status, resolved_at); likewise"""
     select_session: str
-    """(id) -> network, title, created_at, last_active_at"""
+    """(id) -> network, title, created_at, last_active_at, wallet"""
     select_messages_before: str
     """(session_id, position, limit) -> MESSAGE_COLUMNS, newest first"""
     count_messages_before: str
@@ -92,12 +94,13 @@ class Statements:
 
 
 _UPSERT_SESSION = """
-INSERT INTO sessions (id, owner, network, title, created_at, last_active_at)
-VALUES ({p}, {p}, {p}, {p}, {p}, {p})
+INSERT INTO sessions (id, owner, network, title, created_at, last_active_at, wallet)
+VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})
 ON CONFLICT (id) DO UPDATE SET
     network = excluded.network,
     title = excluded.title,
-    last_active_at = excluded.last_active_at
+    last_active_at = excluded.last_active_at,
+    wallet = excluded.wallet
 """
 _UPSERT_MESSAGE = """
 INSERT INTO messages
@@ -114,7 +117,7 @@ ON CONFLICT (session_id, position) DO UPDATE SET
 """
 _UPSERT_WALLET_TX = """
 INSERT INTO wallet_txs (session_id, id, "to", value, data, chain_id, network, description,
-                        created_at, expires_at, status, resolved_at)
+                        created_at, expires_at, simulation, status, resolved_at)
 {rows}
 ON CONFLICT (session_id, id) DO UPDATE SET
     "to" = excluded."to",
@@ -125,6 +128,7 @@ ON CONFLICT (session_id, id) DO UPDATE SET
     description = excluded.description,
     created_at = excluded.created_at,
     expires_at = excluded.expires_at,
+    simulation = excluded.simulation,
     status = excluded.status,
     resolved_at = CASE WHEN excluded.status IS NULL THEN NULL
                        ELSE coalesce(wallet_txs.resolved_at, excluded.resolved_at) END
@@ -149,7 +153,8 @@ def statements(
         upsert_message=_UPSERT_MESSAGE.format(rows=message_rows),
         upsert_wallet_tx=_UPSERT_WALLET_TX.format(rows=wallet_tx_rows),
         select_session=(
-            f"SELECT network, title, created_at, last_active_at FROM sessions WHERE id = {p}"
+            "SELECT network, title, created_at, last_active_at, wallet"
+            f" FROM sessions WHERE id = {p}"
         ),
         select_messages_before=(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = {p} AND position < {p}"
@@ -186,8 +191,8 @@ def statements(
         count_owned=f"SELECT count(*) FROM sessions WHERE owner = {p}",
         select_owned_ids=f"SELECT id FROM sessions WHERE owner = {p}",
         copy_session=(
-            "INSERT INTO sessions (id, owner, network, title, created_at, last_active_at)"
-            f" SELECT {p}, {p}, network, title, created_at, last_active_at"
+            "INSERT INTO sessions (id, owner, network, title, created_at, last_active_at, wallet)"
+            f" SELECT {p}, {p}, network, title, created_at, last_active_at, wallet"
             f" FROM sessions WHERE id = {p}"
         ),
         move_messages=f"UPDATE messages SET session_id = {p} WHERE session_id = {p}",
@@ -234,11 +239,12 @@ class SqlStore(ABC):
         title: str | None,
         created_at: str,
         last_active_at: str,
+        wallet: WalletAccount | None = None,
     ) -> None:
         """Queue an upsert of the session row; `created_at` is kept from the first save."""
         self._writer.enqueue(
             self.statements.upsert_session,
-            session_row(session_id, network, title, created_at, last_active_at),
+            session_row(session_id, network, title, created_at, last_active_at, wallet),
             (session_id,),
         )
 
@@ -272,7 +278,7 @@ class SqlStore(ABC):
             found = await query(sql.select_session, (session_id,))
             if not found:
                 return None
-            network, title, created_at, last_active_at = found[0]
+            network, title, created_at, last_active_at, wallet = found[0]
             newest = await query(sql.select_messages_before, (session_id, AFTER_ALL, max(limit, 0)))
             oldest_shown = newest[-1][0] if newest else AFTER_ALL
             counted = await query(sql.count_messages_before, (session_id, oldest_shown))
@@ -285,6 +291,7 @@ class SqlStore(ABC):
                 title=title,
                 created_at=created_at,
                 last_active_at=last_active_at,
+                wallet=wallet_account_from_text(wallet),
                 messages=[message_from_row(row) for row in reversed(newest)],
                 older_messages=int(counted[0][0]),
                 pending_wallet_tx=wallet_tx_from_row(pending[0]) if pending else None,

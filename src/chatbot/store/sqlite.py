@@ -82,6 +82,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "ALTER TABLE sessions ADD COLUMN owner TEXT",
         "CREATE INDEX sessions_by_owner ON sessions (owner, last_active_at, id)",
     ),
+    (
+        # The wallet the client reported (JSON), and each proposal's simulation (JSON).
+        "ALTER TABLE sessions ADD COLUMN wallet TEXT",
+        "ALTER TABLE wallet_txs ADD COLUMN simulation TEXT",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -90,7 +95,7 @@ STATEMENTS: Final = statements(
     insertion_order="rowid",
     message_rows="SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9"
     " WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?1)",
-    wallet_tx_rows="SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12"
+    wallet_tx_rows="SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13"
     " WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?1)",
 )
 

@@ -6,7 +6,8 @@ through pydantic-ai's `MCPToolset`; when one dies, its tools answer with a clear
 error while a background task reconnects it with exponential backoff.
 
 The model never chooses the network: tools that take a `network` argument have it
-removed from the schema the model sees, and the app fills in the session's own.
+removed from the schema the model sees, and the app fills in the session's own. An
+argument marked `x-user-address` that the model leaves out gets the user's wallet address.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from fastmcp.client.transports import StdioTransport
+from mcp.shared.exceptions import MCPError
+from mcp_types import METHOD_NOT_FOUND
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_ai.exceptions import ModelRetry, ToolFailed
 from pydantic_ai.mcp import MCPToolset
@@ -31,6 +34,8 @@ from chatbot.agent.deps import TurnDeps
 log = logging.getLogger("chatbot.mcp")
 
 NETWORK_ARG = "network"
+USER_ADDRESS_MARK = "x-user-address"
+"""On a tool argument's schema: left out, it means the user's own wallet address."""
 PING_TIMEOUT = 2.0
 
 
@@ -175,7 +180,7 @@ class PooledServer(WrapperToolset[TurnDeps]):
             except Exception as error:
                 self.lost(error)
             else:
-                self._cache = {name: _hide_network(tool) for name, tool in tools.items()}
+                self._cache = {name: _adapt(tool) for name, tool in tools.items()}
         return dict(self._cache or {})
 
     async def call_tool(
@@ -190,8 +195,7 @@ class PooledServer(WrapperToolset[TurnDeps]):
             raise ToolFailed(
                 f"The {self.name!r} tool server is unavailable right now; it is reconnecting."
             )
-        if tool.tool_def.metadata and tool.tool_def.metadata.get(NETWORK_ARG):
-            tool_args = {**tool_args, NETWORK_ARG: ctx.deps.network}
+        tool_args = _fill_in(tool, tool_args, ctx.deps)
         try:
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
         except (ToolFailed, ModelRetry) as error:
@@ -211,6 +215,9 @@ class PooledServer(WrapperToolset[TurnDeps]):
             return False
         try:
             await asyncio.wait_for(connection.client.ping(), PING_TIMEOUT)
+        except MCPError as error:
+            # It answered, if only that it has no `ping` (the SDK's own MCPServer has none).
+            return error.code == METHOD_NOT_FOUND
         except Exception:
             return False
         return True
@@ -222,11 +229,17 @@ class PooledServer(WrapperToolset[TurnDeps]):
         )
 
 
-def _hide_network(tool: ToolsetTool[TurnDeps]) -> ToolsetTool[TurnDeps]:
-    """Remove `network` from what the model sees; remember that the app must fill it in."""
+def _adapt(tool: ToolsetTool[TurnDeps]) -> ToolsetTool[TurnDeps]:
+    """Remove `network` from what the model sees, and note what the app fills in: the
+    network, and arguments marked `x-user-address` that the model leaves out."""
     schema = tool.tool_def.parameters_json_schema
-    properties = schema.get("properties", {})
-    if NETWORK_ARG not in properties:
+    properties: dict[str, Any] = schema.get("properties", {})
+    own = [
+        name
+        for name, spec in properties.items()
+        if isinstance(spec, dict) and spec.get(USER_ADDRESS_MARK)
+    ]
+    if NETWORK_ARG not in properties and not own:
         return tool
     visible = {
         **schema,
@@ -236,9 +249,26 @@ def _hide_network(tool: ToolsetTool[TurnDeps]) -> ToolsetTool[TurnDeps]:
     definition: ToolDefinition = replace(
         tool.tool_def,
         parameters_json_schema=visible,
-        metadata={**(tool.tool_def.metadata or {}), NETWORK_ARG: True},
+        metadata={
+            **(tool.tool_def.metadata or {}),
+            NETWORK_ARG: NETWORK_ARG in properties,
+            USER_ADDRESS_MARK: own,
+        },
     )
     return replace(tool, tool_def=definition)
+
+
+def _fill_in(tool: ToolsetTool[TurnDeps], args: dict[str, Any], deps: TurnDeps) -> dict[str, Any]:
+    """The call's arguments with the session's network and the user's own address added."""
+    metadata = tool.tool_def.metadata or {}
+    filled = dict(args)
+    if metadata.get(NETWORK_ARG):
+        filled[NETWORK_ARG] = deps.network
+    account = deps.session.account
+    for name in metadata.get(USER_ADDRESS_MARK, ()):
+        if filled.get(name) is None and account is not None:
+            filled[name] = account.address
+    return filled
 
 
 class McpPool:
@@ -250,6 +280,8 @@ class McpPool:
             PooledServer(wrapped=_placeholder(), name=name, config=config, env=env)
             for name, config in servers.items()
         ]
+        self.started = asyncio.Event()
+        """Set once every server's first connection attempt has ended."""
 
     @property
     def toolsets(self) -> list[AbstractToolset[TurnDeps]]:
@@ -258,8 +290,11 @@ class McpPool:
 
     async def start(self) -> None:
         """Connect every server; one that fails keeps retrying in the background."""
-        await asyncio.gather(*(server.start() for server in self.servers))
-        self._prefix_collisions()
+        try:
+            await asyncio.gather(*(server.start() for server in self.servers))
+            self._prefix_collisions()
+        finally:
+            self.started.set()
         connected = sum(server.connected for server in self.servers)
         log.info("mcp pool ready", extra={"servers": len(self.servers), "connected": connected})
 
@@ -273,6 +308,10 @@ class McpPool:
                 server.prefix = True
                 if isinstance(server.wrapped, MCPToolset):
                     server.wrapped = server.wrapped.prefixed(server.name)
+
+    def missing(self) -> list[str]:
+        """The servers not connected now."""
+        return [server.name for server in self.servers if not server.connected]
 
     async def stop(self) -> None:
         """Close every connection."""

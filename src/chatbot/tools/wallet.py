@@ -1,13 +1,17 @@
 """The app-side wallet tool: the agent proposes a transaction, the user's wallet decides.
 
-The tool only creates the session's pending transaction and returns at once; the
-wallet's answer arrives later (POST /api/wallet/result) as a system note that
-starts the agent's next step.
+The tool tries the transaction on the session's network from the user's address first
+(`eth_call` + `eth_estimateGas`), so the user sees its fee, or a warning that it would
+revert, before signing anything; then it creates the session's pending transaction and
+returns at once. The wallet's answer arrives later (POST /api/wallet/result) as a system
+note that starts the agent's next step.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from eth_utils.address import is_checksum_address
@@ -15,26 +19,70 @@ from pydantic_ai import ModelRetry, RunContext
 from pydantic_ai.toolsets import FunctionToolset
 
 from chatbot.agent.deps import TurnDeps
+from chatbot.config import Network
 from chatbot.errors import WalletTxPending
+from chatbot.model import Simulation, redact
+from chatbot.tools.evm.rpc import Endpoint, RpcClient, RpcUnavailableError
+from chatbot.tools.evm.simulate import simulate
+
+log = logging.getLogger("chatbot.wallet")
 
 _HEX_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 MAX_WEI = 2**256 - 1
 
 
-def wallet_toolset() -> FunctionToolset[TurnDeps]:
-    """The tools that talk to the user's wallet."""
+class Simulator:
+    """Tries proposals on their network through the process's one JSON-RPC client."""
+
+    def __init__(self, networks: Mapping[str, Network], rpc: RpcClient) -> None:
+        self.endpoints = {
+            name: Endpoint(name=name, chain_id=network.chain_id, rpc_url=network.rpc_url)
+            for name, network in networks.items()
+        }
+        self.rpc = rpc
+
+    async def __call__(
+        self, network: str, sender: str, to: str, value: int, data: bytes
+    ) -> Simulation | None:
+        """The outcome, or None when it cannot be known (the node is away)."""
+        endpoint = self.endpoints.get(network)
+        if endpoint is None:
+            return None
+        try:
+            return await simulate(self.rpc, endpoint, sender=sender, to=to, value=value, data=data)
+        except RpcUnavailableError as error:
+            log.warning("simulation unavailable", extra={"network": network, "error": str(error)})
+            return None
+
+
+def wallet_toolset(simulator: Simulator | None = None) -> FunctionToolset[TurnDeps]:
+    """The tools that talk to the user's wallet; without a simulator nothing is tried first."""
+
+    async def send_transaction_to_wallet(
+        ctx: RunContext[TurnDeps], to: str, value: str, data: str = "0x", description: str = ""
+    ) -> dict[str, Any]:
+        return await propose(ctx, simulator, to, value, data, description)
+
+    send_transaction_to_wallet.__doc__ = propose.__doc__
     toolset: FunctionToolset[TurnDeps] = FunctionToolset()
     toolset.add_function(send_transaction_to_wallet)
     return toolset
 
 
-async def send_transaction_to_wallet(
-    ctx: RunContext[TurnDeps], to: str, value: str, data: str = "0x", description: str = ""
+async def propose(
+    ctx: RunContext[TurnDeps],
+    simulator: Simulator | None,
+    to: str,
+    value: str,
+    data: str = "0x",
+    description: str = "",
 ) -> dict[str, Any]:
     """Ask the user's wallet to sign and send a transaction on the session's network.
 
-    Only call this after the user agreed to the transaction. The user approves or
-    rejects it in their wallet; you will get a system note with the outcome.
+    Only call this after the user agreed to the transaction. It is simulated first from
+    the user's address: the result tells you its fee, or that it would revert and why
+    (the user sees the same warning). The user approves or rejects it in their wallet;
+    you will get a system note with the outcome.
 
     Args:
         ctx: The turn's context.
@@ -50,16 +98,48 @@ async def send_transaction_to_wallet(
         raise ModelRetry("`value` must be a whole number of wei as a decimal string.")
     if not _HEX_DATA.fullmatch(data):
         raise ModelRetry("`data` must be 0x-prefixed hex with an even number of digits.")
+    session = ctx.deps.session
+    tried = None
+    if session.account is not None and simulator is not None:
+        tried = await simulator(
+            ctx.deps.network, session.account.address, to, int(value), bytes.fromhex(data[2:])
+        )
     try:
-        tx = ctx.deps.session.propose_wallet_tx(
-            to=to, value=str(int(value)), data=data.lower(), description=description.strip()
+        tx = session.propose_wallet_tx(
+            to=to,
+            value=str(int(value)),
+            data=data.lower(),
+            description=description.strip(),
+            simulation=tried,
         )
     except WalletTxPending as error:
         raise ModelRetry(error.message) from None
+    if tried is not None and not tried.ok:
+        log.info("proposal would revert", extra={"session": redact(session.id)})
     return {
         "status": "pending",
         "tx_id": tx.id,
         "chain_id": tx.chain_id,
         "network": tx.network,
+        "simulation": _simulation_note(tried, session.account is not None),
         "message": "Waiting for the user to approve or reject it in their wallet.",
     }
+
+
+def _simulation_note(tried: Simulation | None, has_address: bool) -> dict[str, Any]:
+    """What the agent is told of the simulation, in words it can pass on."""
+    if tried is None:
+        reason = (
+            "the network's node could not be reached"
+            if has_address
+            else "the user's wallet address is unknown (no wallet connected)"
+        )
+        return {"ok": None, "note": f"Not simulated: {reason}. Tell the user the fee is unknown."}
+    if not tried.ok:
+        return {
+            **tried.public(),
+            "note": "The simulation says this transaction would REVERT"
+            + (f": {tried.revert_reason}" if tried.revert_reason else "")
+            + ". The user sees this warning; tell them, and suggest a fix if you know one.",
+        }
+    return {**tried.public(), "note": "The simulation succeeded; the fee is an estimate."}

@@ -1,10 +1,9 @@
 import { useEffect, useState } from "react";
-import { fetchNetworks } from "../lib/networks";
 import type { NetworkInfo } from "../types";
 
 interface Props {
-  backendUrl: string;
-  sessionId: string | null;
+  /** The server's networks (empty until listed). */
+  networks: NetworkInfo[];
   /** The session's network, from the server's state. */
   network: string | null;
   /** Resolves to true once the server has switched. */
@@ -12,23 +11,8 @@ interface Props {
 }
 
 /** The session's network; switching it affects this session only. */
-export function NetworkSelect({ backendUrl, sessionId, network, onSwitch }: Props) {
-  const [networks, setNetworks] = useState<NetworkInfo[]>([]);
-  const [loaded, setLoaded] = useState(false);
+export function NetworkSelect({ networks, network, onSwitch }: Props) {
   const [pending, setPending] = useState<string | null>(null);
-
-  // The list is the same for every session: fetch it once, for the first session id.
-  useEffect(() => {
-    if (loaded || !sessionId) return;
-    const abort = new AbortController();
-    fetchNetworks(backendUrl, sessionId, abort.signal)
-      .then((list) => {
-        setNetworks(list);
-        setLoaded(true);
-      })
-      .catch(() => undefined);
-    return () => abort.abort();
-  }, [backendUrl, sessionId, loaded]);
 
   // Show the requested network until the server's state confirms it.
   if (pending !== null && pending === network) setPending(null);

@@ -3,9 +3,12 @@ import { formatEther } from "viem";
 import type { WalletView } from "../hooks/useWallet";
 import { walletErrorMessage } from "../lib/walletUtils";
 import type { WalletTx } from "../types";
+import { EstimatedFee, SimulationNote } from "./TxSimulation";
 
 interface Props {
   tx: WalletTx;
+  /** The symbol of the native currency on the transaction's network, for the fee. */
+  currency: string;
   wallet: WalletView;
   onResult: (success: boolean, hash?: string, error?: string) => Promise<void>;
 }
@@ -18,8 +21,11 @@ function ether(value: string): string {
   }
 }
 
-/** The session's pending transaction: Approve sends it through the wallet, Reject declines. */
-export function TransactionCard({ tx, wallet, onResult }: Props) {
+/**
+ * The session's pending transaction: Approve sends it through the wallet, Reject declines.
+ * The server's trial run shows as the estimated fee, or as a warning when it would fail.
+ */
+export function TransactionCard({ tx, currency, wallet, onResult }: Props) {
   const [busy, setBusy] = useState<null | "approve" | "reject">(null);
   const [note, setNote] = useState<string | null>(null);
 
@@ -54,8 +60,14 @@ export function TransactionCard({ tx, wallet, onResult }: Props) {
   };
 
   const hasData = Boolean(tx.data && tx.data !== "0x");
+  // Approving stays possible (the simulation can be wrong), but never by habit.
+  const failing = tx.simulation?.ok === false;
   return (
-    <section className="tx-card" aria-label="Pending transaction" data-tx-id={tx.id}>
+    <section
+      className={failing ? "tx-card tx-card--failing" : "tx-card"}
+      aria-label="Pending transaction"
+      data-tx-id={tx.id}
+    >
       <header className="tx-card__header">
         <h3>Transaction to approve</h3>
         <span className="badge">
@@ -74,7 +86,9 @@ export function TransactionCard({ tx, wallet, onResult }: Props) {
             <dd className="mono tx-card__data">{tx.data}</dd>
           </>
         )}
+        {tx.simulation?.ok && <EstimatedFee simulation={tx.simulation} currency={currency} />}
       </dl>
+      <SimulationNote tx={tx} />
       {!wallet.provider && (
         <p className="tx-card__hint">No wallet found: install an Ethereum wallet to approve, or reject.</p>
       )}
@@ -86,12 +100,12 @@ export function TransactionCard({ tx, wallet, onResult }: Props) {
       <div className="tx-card__actions">
         <button
           type="button"
-          className="button button--primary"
+          className={failing ? "button button--danger" : "button button--primary"}
           onClick={() => void approve()}
           disabled={!wallet.provider || busy !== null}
           aria-busy={busy === "approve"}
         >
-          Approve
+          {failing ? "Approve anyway" : "Approve"}
         </button>
         <button
           type="button"

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from "react";
 import type { Address, EIP1193Provider, Hex } from "viem";
-import { getProvider, walletErrorMessage } from "../lib/walletUtils";
+import { getProvider, parseChainId, walletErrorMessage } from "../lib/walletUtils";
 
 /** viem is loaded on demand, the first time a wallet is used. */
 const loadWallet = () => import("../lib/wallet");
@@ -8,6 +8,8 @@ const loadWallet = () => import("../lib/wallet");
 export interface WalletView {
   provider: EIP1193Provider | undefined;
   address: Address | null;
+  /** The chain the wallet is on (known without an account), or null. */
+  chainId: number | null;
   connecting: boolean;
   error: string | null;
   /** Asks the wallet for an account; resolves to it, or null (the reason is in `error`). */
@@ -18,10 +20,11 @@ export interface WalletView {
   setAddress: (address: Address | null) => void;
 }
 
-/** The injected EIP-1193 wallet (`window.ethereum`) and its current account. */
+/** The injected EIP-1193 wallet (`window.ethereum`), its current account and chain. */
 export function useWallet(): WalletView {
   const [provider, setProvider] = useState<EIP1193Provider | undefined>(() => getProvider());
   const [address, setAddress] = useState<Address | null>(null);
+  const [chainId, setChainId] = useState<number | null>(null);
   const [connecting, setConnecting] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
@@ -40,18 +43,27 @@ export function useWallet(): WalletView {
   useEffect(() => {
     if (!provider) return;
     let live = true;
+    // Both at once, so they land in one render (and one report to the server).
     loadWallet()
-      .then((w) => w.getConnectedAddress(provider))
-      .then((a) => live && setAddress(a))
+      .then((w) => Promise.allSettled([w.getConnectedAddress(provider), w.getChainId(provider)]))
+      .then(([account, chain]) => {
+        if (!live) return;
+        if (account.status === "fulfilled") setAddress(account.value);
+        // A `chainChanged` that came first is newer.
+        if (chain.status === "fulfilled") setChainId((current) => current ?? chain.value);
+      })
       .catch(() => undefined);
     const onAccounts = (accounts: unknown) => {
       const list = Array.isArray(accounts) ? (accounts as Address[]) : [];
       setAddress(list[0] ?? null);
     };
+    const onChain = (id: unknown) => setChainId(parseChainId(id));
     provider.on?.("accountsChanged", onAccounts);
+    provider.on?.("chainChanged", onChain);
     return () => {
       live = false;
       provider.removeListener?.("accountsChanged", onAccounts);
+      provider.removeListener?.("chainChanged", onChain);
     };
   }, [provider]);
 
@@ -82,5 +94,5 @@ export function useWallet(): WalletView {
 
   const dismissError = useCallback(() => setError(null), []);
 
-  return { provider, address, connecting, error, connect, signMessage, dismissError, setAddress };
+  return { provider, address, chainId, connecting, error, connect, signMessage, dismissError, setAddress };
 }

@@ -22,3 +22,8 @@ export async function fetchNetworks(
       typeof n === "object" && n !== null && typeof (n as NetworkInfo).network === "string",
   );
 }
+
+/** The symbol of a network's native currency; "ETH" when the server names none (older servers). */
+export function currencyOf(networks: NetworkInfo[], network: string): string {
+  return networks.find((n) => n.network === network)?.currency || "ETH";
+}

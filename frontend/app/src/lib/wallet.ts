@@ -38,6 +38,11 @@ export async function getConnectedAddress(provider: EIP1193Provider): Promise<Ad
   return addresses[0] ?? null;
 }
 
+/** The chain the wallet is on (no prompt). */
+export async function getChainId(provider: EIP1193Provider): Promise<number> {
+  return client(provider).getChainId();
+}
+
 /** Asks the wallet for an account (prompts the user). */
 export async function connectWallet(provider: EIP1193Provider): Promise<Address> {
   const addresses = await client(provider).requestAddresses();

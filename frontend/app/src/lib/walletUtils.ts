@@ -27,6 +27,15 @@ export function walletErrorMessage(err: unknown): string {
   return String(err);
 }
 
+/**
+ * A chain id as a wallet gives it: `chainChanged` carries hex ("0x89"), a few wallets
+ * send a number or a decimal string. Null for anything else.
+ */
+export function parseChainId(value: unknown): number | null {
+  const id = typeof value === "string" || typeof value === "number" ? Number(value) : NaN;
+  return Number.isSafeInteger(id) && id > 0 ? id : null;
+}
+
 export function shortAddress(address: string): string {
   return address.length > 12 ? `${address.slice(0, 6)}…${address.slice(-4)}` : address;
 }

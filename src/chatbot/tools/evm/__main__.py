@@ -1,7 +1,9 @@
 """`python -m chatbot.tools.evm`: serve the EVM tools over stdio (default) or streamable HTTP.
 
 Networks come from the app's settings (the NETWORKS environment variable or `.env`), so
-the server and the chat app agree on what each network name means.
+the server and the chat app agree on what each network name means. So do the explorers
+that the contract tools ask for ABIs: SOURCIFY_URL, ETHERSCAN_API_URL and, optionally,
+ETHERSCAN_API_KEY.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ import sys
 from typing import Literal
 
 import anyio
+import httpx2
 from pydantic import ValidationError
 
-from chatbot.config import Network, Settings
+from chatbot.config import Settings
+from chatbot.tools.evm.contracts import ContractTools, add_contract_tools
+from chatbot.tools.evm.explorer import DEFAULT_TIMEOUT_SECONDS as EXPLORER_TIMEOUT_SECONDS
+from chatbot.tools.evm.explorer import ContractSources
 from chatbot.tools.evm.rpc import DEFAULT_TIMEOUT_SECONDS, RpcClient
 from chatbot.tools.evm.server import build_server
 
@@ -33,19 +39,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_TIMEOUT_SECONDS,
         help=f"seconds to wait for a node's answer (default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
+    parser.add_argument(
+        "--explorer-timeout",
+        type=float,
+        default=EXPLORER_TIMEOUT_SECONDS,
+        help="seconds to wait for Etherscan's or Sourcify's answer "
+        f"(default {EXPLORER_TIMEOUT_SECONDS:g})",
+    )
     return parser.parse_args(argv)
 
 
 async def serve(
-    networks: dict[str, Network],
+    settings: Settings,
     transport: Literal["stdio", "http"],
     host: str,
     port: int,
     rpc_timeout: float,
+    explorer_timeout: float,
 ) -> None:
-    """Serve until the client hangs up (stdio) or the process is stopped (HTTP)."""
-    async with RpcClient(rpc_timeout) as rpc:
-        server = build_server(networks, rpc)
+    """Serve until the client hangs up (stdio) or the process is stopped (HTTP).
+
+    One HTTP client serves every explorer lookup, so its connections are reused.
+    """
+    timeout = httpx2.Timeout(explorer_timeout, connect=min(explorer_timeout, 5.0))
+    async with RpcClient(rpc_timeout) as rpc, httpx2.AsyncClient(timeout=timeout) as http:
+        server = build_server(settings.networks, rpc)
+        sources = ContractSources(
+            http,
+            sourcify_url=settings.sourcify_url,
+            etherscan_api_url=settings.etherscan_api_url,
+            etherscan_api_key=settings.etherscan_api_key,
+        )
+        add_contract_tools(server, ContractTools(settings.networks, sources))
         if transport == "stdio":
             await server.run_stdio_async()
         else:
@@ -56,10 +81,18 @@ def main(argv: list[str] | None = None) -> None:
     """Read the settings, then serve; a bad NETWORKS setting is reported, not raised."""
     options = parse_args(argv)
     try:
-        networks = Settings().networks
+        settings = Settings()
     except ValidationError as error:
         sys.exit(f"chatbot.tools.evm: invalid settings:\n{error}")
-    anyio.run(serve, networks, options.transport, options.host, options.port, options.rpc_timeout)
+    anyio.run(
+        serve,
+        settings,
+        options.transport,
+        options.host,
+        options.port,
+        options.rpc_timeout,
+        options.explorer_timeout,
+    )
 
 
 if __name__ == "__main__":

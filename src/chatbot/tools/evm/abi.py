@@ -11,6 +11,7 @@ Values cross JSON, so integers go out as decimal strings (exact beyond 2**53), b
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -84,6 +85,22 @@ def parse_signature(text: str) -> FunctionSignature:
     return FunctionSignature(name=match.group(1), inputs=inputs, outputs=outputs)
 
 
+def entry_signature(entry: Mapping[str, Any]) -> FunctionSignature:
+    """The signature of a JSON ABI entry (function, event or error), outputs included if any.
+
+    Explorers hand out JSON ABIs, where a struct is a `tuple` with `components`; the
+    canonical text (and so the selector) spells it as `(type,...)`. Malformed entries raise
+    `ValueError`: an ABI is third-party data.
+    """
+    name = entry.get("name")
+    if not isinstance(name, str):
+        raise ValueError(f"ABI entry {entry!r} has no name")
+    text = f"{name}({','.join(_entry_types(entry.get('inputs')))})"
+    if isinstance(entry.get("outputs"), list):
+        text += f"({','.join(_entry_types(entry['outputs']))})"
+    return parse_signature(text)
+
+
 def encode_call(signature: FunctionSignature, args: list[Any]) -> bytes:
     """The calldata: selector, then the arguments ABI-encoded for the signature's inputs."""
     if len(args) != len(signature.inputs):
@@ -119,13 +136,30 @@ def revert_reason(data: bytes) -> str:
     try:
         if data[:4] == _ERROR_SELECTOR:
             (reason,) = decode(["string"], data[4:])
-            return f"reason: {reason}"
+            return str(reason)
         if data[:4] == _PANIC_SELECTOR:
             (code,) = decode(["uint256"], data[4:])
             return f"panic 0x{code:02x} ({_PANICS.get(code, 'unknown panic code')})"
     except DecodingError:
         pass
     return f"custom error 0x{data[:4].hex()} (data 0x{data.hex()})"
+
+
+def _entry_types(params: Any) -> list[str]:
+    """The types of a JSON ABI parameter list, tuples spelled out from their components."""
+    if params is None:
+        return []
+    if not isinstance(params, list) or not all(isinstance(param, dict) for param in params):
+        raise ValueError(f"ABI parameters {params!r} are not a list of objects")
+    types = []
+    for param in params:
+        kind = param.get("type")
+        if not isinstance(kind, str):
+            raise ValueError(f"ABI parameter {param!r} has no type")
+        if kind.startswith("tuple"):
+            kind = f"({','.join(_entry_types(param.get('components')))}){kind[len('tuple') :]}"
+        types.append(kind)
+    return types
 
 
 def _group(text: str, start: int) -> tuple[str, int]:

@@ -8,7 +8,7 @@ so an answer can never be mistaken for another network's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, NotRequired
 
 from eth_utils.address import to_checksum_address
 from typing_extensions import TypedDict
@@ -150,6 +150,82 @@ class TokenBalance(TypedDict):
     decimals: int
     symbol: str | None
     formatted: str
+
+
+class Proxy(TypedDict):
+    """The proxy standard a contract follows and the contract its calls run in.
+
+    `beacon` is there for an EIP-1967 beacon proxy only: the beacon names the implementation.
+    """
+
+    kind: Literal["eip1967", "eip1967-beacon", "eip1167"]
+    implementation: str
+    beacon: NotRequired[str]
+
+
+class Code(TypedDict):
+    """What `get_code` returns; `proxy` is null for an account or a contract that is no proxy."""
+
+    network: str
+    chain_id: int
+    address: str
+    is_contract: bool
+    code_size: int
+    proxy: Proxy | None
+
+
+class TokenInfo(TypedDict):
+    """What `get_token_info` returns; name and symbol are null when the token has none."""
+
+    network: str
+    chain_id: int
+    token: str
+    name: str | None
+    symbol: str | None
+    decimals: int
+    total_supply: str
+    total_supply_formatted: str
+
+
+class EnsResolution(TypedDict):
+    """What `resolve_ens` returns; `name` as it was looked up (trimmed, lowercased)."""
+
+    network: str
+    chain_id: int
+    name: str
+    address: str
+    resolver: str
+
+
+class EnsPrimaryName(TypedDict):
+    """What `lookup_address` returns: a primary name checked to resolve back to the address."""
+
+    network: str
+    chain_id: int
+    address: str
+    name: str
+
+
+class TransactionEstimate(TypedDict):
+    """What `estimate_transaction` returns; gas and fee are null when it would revert.
+
+    `fee` is `fee_wei` in the network's native currency, which `currency` names.
+    """
+
+    network: str
+    chain_id: int
+    sender: str
+    to: str
+    value_wei: str
+    ok: bool
+    revert_reason: str | None
+    gas: int | None
+    base_fee_wei: str
+    priority_fee_wei: str
+    max_fee_per_gas_wei: str
+    fee_wei: str | None
+    fee: str | None
+    currency: str
 
 
 class CurrentTime(TypedDict):

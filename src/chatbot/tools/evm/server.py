@@ -24,15 +24,18 @@ from pydantic import Field
 
 from chatbot.config import Network
 from chatbot.model import iso_utc
-from chatbot.tools.evm import abi, results
+from chatbot.tools.evm import abi, ens, results
 from chatbot.tools.evm.rpc import Endpoint, RpcClient, RpcError, RpcUnavailableError
+from chatbot.tools.evm.simulate import fee_per_gas, simulate
 from chatbot.tools.evm.values import (
     WEI_PER_ETH_DECIMALS,
     checksum_address,
     format_units,
     hex_bytes,
     quantity,
+    revert_data,
     transaction_hash,
+    wei_amount,
 )
 
 P = ParamSpec("P")
@@ -42,6 +45,15 @@ NetworkName = Annotated[
     str, Field(description="Name of the network to query; the chat app fills this in.")
 ]
 Address = Annotated[str, Field(description="0x-prefixed 20-byte address (EIP-55 or lowercase).")]
+UserAddress = Annotated[
+    str | None,
+    Field(
+        description="0x-prefixed 20-byte address (EIP-55 or lowercase). Leave out for the "
+        "user's own wallet address.",
+        # The chat app fills a marked argument in from the session's wallet when it is left out.
+        json_schema_extra={"x-user-address": True},
+    ),
+]
 TxHash = Annotated[str, Field(description="0x-prefixed 32-byte transaction hash.")]
 Signature = Annotated[
     str,
@@ -62,8 +74,25 @@ BlockTag = Literal["latest", "earliest", "pending", "safe", "finalized"]
 
 INSTRUCTIONS = (
     "Read-only Ethereum tools. Every chain tool takes `network`, which the chat app sets to "
-    "the session's network. Amounts of wei are decimal strings; addresses come back in "
-    "EIP-55 form."
+    "the session's network. Amounts come as exact integer decimal strings (wei, or a token's "
+    "smallest unit) and also formatted in token units (ETH, or the token's decimals "
+    "applied): quote the formatted ones to the user. Addresses come back in EIP-55 form. "
+    "resolve_ens turns an ENS name (e.g. vitalik.eth) into an address and lookup_address "
+    "gives an address's primary name; ENS exists on mainnet and Sepolia. Arguments that "
+    "mean the user's own address (get_balance address, get_erc20_balance owner, "
+    "estimate_transaction sender, lookup_address address) may be left out: the user's "
+    "connected wallet is used."
+)
+IMPLEMENTATION_SLOT = "0x360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc"
+"""EIP-1967: keccak256("eip1967.proxy.implementation") - 1."""
+BEACON_SLOT = "0xa3f0ad74e5423aebfd80d3ef4346578335a9a72aeaee59ff6cb3582b35133d50"
+"""EIP-1967: keccak256("eip1967.proxy.beacon") - 1."""
+CLONE_PREFIX = bytes.fromhex("363d3d373d3d3d363d73")
+CLONE_SUFFIX = bytes.fromhex("5af43d82803e903d91602b57fd5bf3")
+"""EIP-1167: a minimal proxy's whole runtime code is PREFIX + implementation + SUFFIX."""
+NO_WALLET = (
+    "no address given, and the user has not connected a wallet in this session: "
+    "ask the user for an address"
 )
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 
@@ -89,6 +118,7 @@ class EvmTools:
     """The tools, bound to the configured networks and one shared JSON-RPC client."""
 
     def __init__(self, networks: Mapping[str, Network], rpc: RpcClient) -> None:
+        self.networks = dict(networks)
         self.endpoints = {
             name: Endpoint(name=name, chain_id=network.chain_id, rpc_url=network.rpc_url)
             for name, network in networks.items()
@@ -115,7 +145,7 @@ class EvmTools:
         try:
             raw = await self.rpc.call(endpoint, "eth_call", {"to": to, "data": "0x" + data.hex()})
         except RpcError as error:
-            revert = _revert_data(error.data)
+            revert = revert_data(error.data)
             if revert is None and "revert" not in error.message.lower():
                 raise ToolError(f"{endpoint.label} refused eth_call: {error.message}") from error
             reason = abi.revert_reason(revert) if revert is not None else error.message
@@ -143,10 +173,12 @@ class EvmTools:
             client_version=client_version,
         )
 
-    async def get_balance(self, network: NetworkName, address: Address) -> results.Balance:
+    async def get_balance(
+        self, network: NetworkName, address: UserAddress = None
+    ) -> results.Balance:
         """The native (ETH) balance of an address at the latest block, in wei and in ETH."""
         endpoint = self.endpoint(network)
-        account = checksum_address(address)
+        account = user_address(address)
         wei = quantity(await self.ask(endpoint, "eth_getBalance", account, "latest"))
         return results.Balance(
             network=endpoint.name,
@@ -245,19 +277,19 @@ class EvmTools:
         self,
         network: NetworkName,
         token: Annotated[str, Field(description="The ERC-20 token contract's address.")],
-        owner: Annotated[str, Field(description="The address whose balance to read.")],
+        owner: UserAddress = None,
     ) -> results.TokenBalance:
         """An ERC-20 balance: the raw amount, the token's decimals and symbol, and the amount
         formatted with those decimals."""
         endpoint = self.endpoint(network)
         contract = checksum_address(token, "token address")
-        account = checksum_address(owner, "owner address")
+        account = user_address(owner, "owner address")
         balance_of = abi.parse_signature("balanceOf(address)(uint256)")
         decimals_of = abi.parse_signature("decimals()(uint8)")
         raw_balance, raw_decimals, symbol = await asyncio.gather(
             self.eth_call(endpoint, contract, abi.encode_call(balance_of, [account])),
             self.eth_call(endpoint, contract, abi.encode_call(decimals_of, [])),
-            self.symbol(endpoint, contract),
+            self.token_text(endpoint, contract, "symbol"),
         )
         balance = int(self.decode(endpoint, contract, balance_of, raw_balance)[0])
         decimals = int(self.decode(endpoint, contract, decimals_of, raw_decimals)[0])
@@ -272,6 +304,136 @@ class EvmTools:
             formatted=format_units(balance, decimals),
         )
 
+    async def get_token_info(
+        self,
+        network: NetworkName,
+        token: Annotated[str, Field(description="The ERC-20 token contract's address.")],
+    ) -> results.TokenInfo:
+        """An ERC-20 token's name, symbol, decimals and total supply (raw, and in token units)."""
+        endpoint = self.endpoint(network)
+        contract = checksum_address(token, "token address")
+        decimals_of = abi.parse_signature("decimals()(uint8)")
+        supply_of = abi.parse_signature("totalSupply()(uint256)")
+        # name and symbol are optional in ERC-20; decimals and totalSupply make a token.
+        try:
+            raw_decimals, raw_supply, name, symbol = await asyncio.gather(
+                self.eth_call(endpoint, contract, abi.encode_call(decimals_of, [])),
+                self.eth_call(endpoint, contract, abi.encode_call(supply_of, [])),
+                self.token_text(endpoint, contract, "name"),
+                self.token_text(endpoint, contract, "symbol"),
+            )
+            decimals = int(self.decode(endpoint, contract, decimals_of, raw_decimals)[0])
+            supply = int(self.decode(endpoint, contract, supply_of, raw_supply)[0])
+        except ToolError as error:
+            raise ToolError(f"{contract} is not an ERC-20 token: {error}") from error
+        return results.TokenInfo(
+            network=endpoint.name,
+            chain_id=endpoint.chain_id,
+            token=contract,
+            name=name,
+            symbol=symbol,
+            decimals=decimals,
+            total_supply=str(supply),
+            total_supply_formatted=format_units(supply, decimals),
+        )
+
+    async def get_code(self, network: NetworkName, address: Address) -> results.Code:
+        """Whether an address is a contract or an account (EOA), its code size, and for a
+        proxy (EIP-1967, EIP-1967 beacon, EIP-1167 clone) the implementation it runs."""
+        endpoint = self.endpoint(network)
+        account = checksum_address(address)
+        raw = await self.ask(endpoint, "eth_getCode", account, "latest")
+        code = hex_bytes(str(raw), "eth_getCode result")
+        return results.Code(
+            network=endpoint.name,
+            chain_id=endpoint.chain_id,
+            address=account,
+            is_contract=bool(code),
+            code_size=len(code),
+            proxy=await self.proxy(endpoint, account, code) if code else None,
+        )
+
+    async def resolve_ens(
+        self,
+        network: NetworkName,
+        name: Annotated[str, Field(description="An ENS name, e.g. vitalik.eth.")],
+    ) -> results.EnsResolution:
+        """The address an ENS name points to (its resolver's address record)."""
+        endpoint = self.endpoint(network)
+        found = await ens.resolve(
+            self.caller(endpoint), self.ens_registry(endpoint), name, endpoint.label
+        )
+        return results.EnsResolution(
+            network=endpoint.name,
+            chain_id=endpoint.chain_id,
+            name=found.name,
+            address=found.address,
+            resolver=found.resolver,
+        )
+
+    async def lookup_address(
+        self, network: NetworkName, address: UserAddress = None
+    ) -> results.EnsPrimaryName:
+        """The primary ENS name of an address (its reverse record), only if the name resolves
+        back to the address; otherwise an error says what was found."""
+        endpoint = self.endpoint(network)
+        account = user_address(address)
+        name = await ens.primary_name(
+            self.caller(endpoint), self.ens_registry(endpoint), account, endpoint.label
+        )
+        return results.EnsPrimaryName(
+            network=endpoint.name, chain_id=endpoint.chain_id, address=account, name=name
+        )
+
+    async def estimate_transaction(
+        self,
+        network: NetworkName,
+        to: Annotated[str, Field(description="The recipient's or the contract's address.")],
+        value: Annotated[
+            str,
+            Field(description="Native currency to send, in wei, as a decimal string."),
+        ] = "0",
+        data: Annotated[
+            str, Field(description='Calldata as 0x-prefixed hex; "0x" for a plain transfer.')
+        ] = "0x",
+        sender: UserAddress = None,
+    ) -> results.TransactionEstimate:
+        """Try a transaction without sending it: would it succeed, how much gas, what fee.
+
+        The fee is gas x (base fee + priority fee) at the latest block, in wei and in the
+        network's currency; max_fee_per_gas_wei (2 x base fee + tip) is what a wallet offers
+        to stay valid while the base fee rises. If it would revert, ok is false and
+        revert_reason says why.
+        """
+        endpoint = self.endpoint(network)
+        account = user_address(sender, "sender")
+        recipient = checksum_address(to, "to address")
+        amount = wei_amount(value)
+        calldata = hex_bytes(data, "data")
+        # The simulation prices its fee too, but this one reports the base fee and tip it used.
+        simulation, (base_fee, tip) = await asyncio.gather(
+            simulate(self.rpc, endpoint, sender=account, to=recipient, value=amount, data=calldata),
+            fee_per_gas(self.rpc, endpoint),
+        )
+        fee = None if simulation.gas is None else simulation.gas * (base_fee + tip)
+        currency = self.networks[endpoint.name].currency
+        return results.TransactionEstimate(
+            network=endpoint.name,
+            chain_id=endpoint.chain_id,
+            sender=account,
+            to=recipient,
+            value_wei=str(amount),
+            ok=simulation.ok,
+            revert_reason=simulation.revert_reason,
+            gas=simulation.gas,
+            base_fee_wei=str(base_fee),
+            priority_fee_wei=str(tip),
+            max_fee_per_gas_wei=str(2 * base_fee + tip),
+            fee_wei=None if fee is None else str(fee),
+            fee=None if fee is None else format_units(fee, WEI_PER_ETH_DECIMALS),
+            currency=currency,
+        )
+
     async def get_current_time(
         self,
         network: Annotated[str | None, Field(description="Not used: the time is the same.")] = None,
@@ -280,9 +442,11 @@ class EvmTools:
         now = datetime.now(UTC)
         return results.CurrentTime(utc=iso_utc(now), unix=int(now.timestamp()))
 
-    async def symbol(self, endpoint: Endpoint, token: str) -> str | None:
-        """A token's symbol: a string, or bytes32 for old tokens (MKR); null if it has none."""
-        call = abi.encode_call(abi.parse_signature("symbol()"), [])
+    async def token_text(
+        self, endpoint: Endpoint, token: str, function: Literal["name", "symbol"]
+    ) -> str | None:
+        """A token's name or symbol: a string, or bytes32 for old tokens (MKR); None if none."""
+        call = abi.encode_call(abi.parse_signature(f"{function}()"), [])
         try:
             data = await self.eth_call(endpoint, token, call)
         except ToolError:
@@ -312,17 +476,54 @@ class EvmTools:
         except ValueError as error:
             raise ToolError(f"{signature.canonical} at {to}: {error}") from error
 
+    def caller(self, endpoint: Endpoint) -> ens.Call:
+        """Read-only calls on this network for `ens`, failing with this server's messages."""
 
-def _revert_data(data: Any) -> bytes | None:
-    """The revert bytes in a JSON-RPC error's `data`: a hex string, or nested one level."""
-    if isinstance(data, dict):
-        data = data.get("data")
-    if isinstance(data, str):
-        try:
-            return hex_bytes(data)
-        except ValueError:
-            return None
-    return None
+        async def call(to: str, data: bytes) -> bytes:
+            return await self.eth_call(endpoint, to, data)
+
+        return call
+
+    def ens_registry(self, endpoint: Endpoint) -> str:
+        """The network's ENS registry, or an error saying where ENS exists."""
+        registry = self.networks[endpoint.name].ens_registry
+        if registry is None:
+            raise ToolError(
+                f"ENS is not available on {endpoint.label}; it exists on mainnet and Sepolia"
+            )
+        return checksum_address(registry, "ens_registry setting")
+
+    async def proxy(self, endpoint: Endpoint, contract: str, code: bytes) -> results.Proxy | None:
+        """The proxy standard the contract's code or storage shows, and its implementation."""
+        if len(code) == 45 and code.startswith(CLONE_PREFIX) and code.endswith(CLONE_SUFFIX):
+            return results.Proxy(
+                kind="eip1167", implementation=checksum_address("0x" + code[10:30].hex())
+            )
+        implementation, beacon = await asyncio.gather(
+            self.ask(endpoint, "eth_getStorageAt", contract, IMPLEMENTATION_SLOT, "latest"),
+            self.ask(endpoint, "eth_getStorageAt", contract, BEACON_SLOT, "latest"),
+        )
+        if (target := _slot_address(implementation)) is not None:
+            return results.Proxy(kind="eip1967", implementation=target)
+        if (source := _slot_address(beacon)) is not None:
+            ask = abi.parse_signature("implementation()(address)")
+            data = await self.eth_call(endpoint, source, abi.encode_call(ask, []))
+            target = str(self.decode(endpoint, source, ask, data)[0])
+            return results.Proxy(kind="eip1967-beacon", implementation=target, beacon=source)
+        return None
+
+
+def user_address(value: str | None, what: str = "address") -> str:
+    """A given address, checked; None means the chat app knew no wallet to fill in."""
+    if value is None:
+        raise ToolError(NO_WALLET)
+    return checksum_address(value, what)
+
+
+def _slot_address(value: Any) -> str | None:
+    """The address held in the low 20 bytes of a storage slot; None for an empty slot."""
+    held = quantity(value) & (2**160 - 1)
+    return None if held == 0 else checksum_address(f"0x{held:040x}")
 
 
 def build_server(networks: Mapping[str, Network], rpc: RpcClient) -> MCPServer[Any]:
@@ -338,6 +539,11 @@ def build_server(networks: Mapping[str, Network], rpc: RpcClient) -> MCPServer[A
         tools.call_contract,
         tools.encode_function_call,
         tools.get_erc20_balance,
+        tools.get_token_info,
+        tools.get_code,
+        tools.resolve_ens,
+        tools.lookup_address,
+        tools.estimate_transaction,
         tools.get_current_time,
     ):
         server.add_tool(tool_errors(tool), annotations=READ_ONLY)

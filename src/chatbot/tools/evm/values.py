@@ -56,6 +56,17 @@ def hex_bytes(value: str, what: str = "data") -> bytes:
     return bytes.fromhex(text[2:])
 
 
+def wei_amount(value: str, what: str = "value") -> int:
+    """A whole number of wei from a decimal string, within uint256, or a clear error."""
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or int(text) >= 2**256:
+        raise ValueError(
+            f"{what} {value!r} is not an amount of wei: give a whole number as a decimal string "
+            "(1 ETH is 1000000000000000000 wei)"
+        )
+    return int(text)
+
+
 def quantity(value: Any) -> int:
     """A JSON-RPC quantity (0x-hex) as an int."""
     if not isinstance(value, str) or not value.startswith("0x"):
@@ -82,3 +93,19 @@ def format_units(amount: int, decimals: int) -> str:
         return f"{sign}{whole}"
     digits = str(fraction).rjust(decimals, "0").rstrip("0")
     return f"{sign}{whole}.{digits}"
+
+
+def revert_data(error_data: Any) -> bytes | None:
+    """The revert bytes in a JSON-RPC error's `data`: a hex string, or nested one level.
+
+    Nodes differ: geth puts the hex in `data`, Hardhat and some providers wrap it in an
+    object with its own `data`; anything else (or no data) means the node gave none.
+    """
+    if isinstance(error_data, dict):
+        error_data = error_data.get("data")
+    if isinstance(error_data, str):
+        try:
+            return hex_bytes(error_data)
+        except ValueError:
+            return None
+    return None
