@@ -161,4 +161,4 @@ async def screenshot(page: Page, name: str) -> None:
     """Save the page as docs/screenshots/NAME.png when UPDATE_SCREENSHOTS=1 (for the README)."""
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=SCREENSHOTS / f"{name}.png")
+        await page.screenshot(path=SCREENSHOTS / f"{name}.png", animations="disabled")

@@ -215,6 +215,13 @@ async def deploy_ens(chain: Chain, admin: str = DEV_ACCOUNTS[0]) -> Ens:
     return Ens(chain=chain, registry=registry, resolver=resolver, admin=admin)
 
 
+def erc20_transfer(to: str, amount: int) -> bytes:
+    """The calldata of ERC-20 `transfer(to, amount)`."""
+    return keccak(text="transfer(address,uint256)")[:4] + encode(
+        ["address", "uint256"], [to, amount]
+    )
+
+
 def networks_setting(**networks: Chain | dict[str, Any]) -> str:
     """The NETWORKS value (JSON) naming these chains (or raw entries, e.g. a dead node)."""
     return json.dumps(

@@ -9,23 +9,18 @@ Unit tests cover calldata.py and the cache's time and size bounds in-process.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 import secrets
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx2
 import pytest
-from eth_utils.address import to_checksum_address
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp_types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from chatbot.tools.evm import abi, calldata
@@ -35,10 +30,10 @@ from chatbot.tools.evm.explorer import (
     ExplorerRateLimitedError,
     ExplorerUnavailableError,
 )
+from tests.chain import erc20_transfer
 from tests.fakes import FakeExplorers, NotVerified, RateLimited, ServerError, Verified
+from tests.mcp_servers import fresh_address, in_own_task, ok, stdio_server, tool_error
 from tests.server import free_port
-
-T = TypeVar("T")
 
 API_KEY = "test-etherscan-key-" + secrets.token_hex(8)
 CHAIN_ID = 31337
@@ -126,78 +121,12 @@ ROUTER_ABI: list[dict[str, Any]] = [
 ]
 
 
-def fresh_address() -> str:
-    """An address no other test used: nothing about it is cached yet."""
-    return str(to_checksum_address("0x" + secrets.token_hex(20)))
-
-
-def transfer_data(to: str, amount: int) -> str:
-    """The calldata of ERC-20 transfer(to, amount)."""
-    signature = abi.parse_signature("transfer(address,uint256)")
-    return "0x" + abi.encode_call(signature, [to, amount]).hex()
-
-
 # -- the MCP server ------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def evm_server(env: dict[str, str], errlog: Path) -> AsyncIterator[Client]:
+def evm_server(env: dict[str, str], errlog: Path) -> AbstractAsyncContextManager[Client]:
     """A client of `python -m chatbot.tools.evm` over stdio, its stderr written to `errlog`."""
-    parameters = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "chatbot.tools.evm", "--explorer-timeout", "5"],
-        env={"NETWORKS": NETWORKS, **env},
-    )
-    with errlog.open("w") as log:
-        async with Client(stdio_client(parameters, errlog=log), read_timeout_seconds=20) as client:
-            yield client
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> Any:
-    """A tool's structured result, failing the test on a tool error."""
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def tool_error(client: Client, tool: str, **arguments: Any) -> str:
-    """The message of a tool error, failing the test if the call succeeded."""
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, f"{tool} succeeded: {result.structured_content}"
-    return text_of(result)
-
-
-def text_of(result: CallToolResult) -> str:
-    return " ".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-@asynccontextmanager
-async def in_own_task(manager: AbstractAsyncContextManager[T]) -> AsyncIterator[T]:
-    """Enter and exit `manager` in one task of its own.
-
-    The MCP client's anyio cancel scopes must be exited by the task that entered them;
-    a module-scoped fixture's teardown runs in another task than its setup.
-    """
-    entered: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-    release = asyncio.Event()
-
-    async def hold() -> None:
-        try:
-            async with manager as value:
-                entered.set_result(value)
-                await release.wait()
-        except BaseException as error:
-            if not entered.done():
-                entered.set_exception(error)
-            raise
-
-    holder = asyncio.create_task(hold())
-    try:
-        yield await entered
-    finally:
-        release.set()
-        await holder
+    return stdio_server(NETWORKS, "--explorer-timeout", "5", env=env, errlog=errlog)
 
 
 @pytest.fixture(scope="module")
@@ -410,7 +339,7 @@ async def test_decode_transfer_with_the_fetched_abi(
 ) -> None:
     token = fresh_address()
     explorers.sourcify[token.lower()] = Verified(TOKEN_ABI)
-    data = transfer_data(HOLDER.lower(), 10**21)
+    data = "0x" + erc20_transfer(HOLDER.lower(), 10**21).hex()
     result = await ok(keyless, "decode_calldata", network="testnet", data=data, to=token)
     assert result == {
         "function": "transfer",
@@ -430,7 +359,7 @@ async def test_decode_transfer_with_the_fetched_abi(
 
 
 async def test_decode_transfer_with_the_builtin_table(keyless: Client) -> None:
-    data = transfer_data(HOLDER, 5)
+    data = "0x" + erc20_transfer(HOLDER, 5).hex()
     result = await ok(keyless, "decode_calldata", network="testnet", data=data)
     assert result["function"] == "transfer"
     assert result["args"] == [
@@ -446,7 +375,7 @@ async def test_decode_for_an_unverified_contract_uses_the_builtin_table(
     keyless: Client,
 ) -> None:
     contract = fresh_address()
-    data = transfer_data(HOLDER, 5)
+    data = "0x" + erc20_transfer(HOLDER, 5).hex()
     result = await ok(keyless, "decode_calldata", network="testnet", data=data, to=contract)
     assert result["abi_source"] == "builtin"
     assert f"{contract} is not verified on Sourcify" in result["note"]
@@ -458,7 +387,7 @@ async def test_decode_when_sourcify_is_rate_limited_says_so(
 ) -> None:
     token = fresh_address()
     explorers.sourcify[token.lower()] = RateLimited()
-    data = transfer_data(HOLDER, 5)
+    data = "0x" + erc20_transfer(HOLDER, 5).hex()
     result = await ok(keyless, "decode_calldata", network="testnet", data=data, to=token)
     assert result["abi_source"] == "builtin"
     assert "rate-limiting" in result["note"]
@@ -487,7 +416,7 @@ async def test_decode_malformed_data(keyless: Client) -> None:
     assert "not 0x-prefixed hex" in message
     message = await tool_error(keyless, "decode_calldata", network="testnet", data="0xa905")
     assert "4-byte function selector" in message
-    truncated = transfer_data(HOLDER, 5)[:40]
+    truncated = "0x" + erc20_transfer(HOLDER, 5).hex()[:38]
     message = await tool_error(keyless, "decode_calldata", network="testnet", data=truncated)
     assert "transfer(address,uint256)" in message
     assert "do not decode" in message
@@ -614,7 +543,7 @@ async def test_request_logs_are_scrubbed_of_the_key(
 
 
 def test_decode_call_names_arguments_and_formats_values() -> None:
-    data = bytes.fromhex(transfer_data(HOLDER.lower(), 2**255)[2:])
+    data = erc20_transfer(HOLDER.lower(), 2**255)
     call = calldata.decode_call(data, TOKEN_ABI)
     assert call.name == "transfer"
     assert call.signature == "transfer(address,uint256)"

@@ -9,32 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
-import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from eth_utils.address import to_checksum_address
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
-from mcp_types import CallToolResult, TextContent
 
 from tests.chain import (
     DEV_ACCOUNTS,
     DEV_BALANCE_WEI,
     Chain,
+    erc20_transfer,
     evm_server_over_http,
     networks_setting,
     run_chain,
     silent_node,
 )
+from tests.mcp_servers import fresh_address, in_own_task, ok, stdio_server, tool_error
 from tests.server import free_port
-
-T = TypeVar("T")
 
 ACCOUNT0, TOKEN_OWNER, SENDER, RECIPIENT = DEV_ACCOUNTS
 SUPPLY = 1_000_000 * 10**18
@@ -59,67 +53,6 @@ TOOLS = {
 }
 
 
-def fresh_address() -> str:
-    """An address no test has touched: its balances start at zero."""
-    return str(to_checksum_address("0x" + secrets.token_hex(20)))
-
-
-def stdio_server(networks: str) -> Client:
-    """A client that spawns `python -m chatbot.tools.evm` over stdio with these NETWORKS."""
-    command = [sys.executable, "-m", "chatbot.tools.evm", "--rpc-timeout", RPC_TIMEOUT]
-    parameters = StdioServerParameters(
-        command=command[0], args=command[1:], env={"NETWORKS": networks}
-    )
-    return Client(parameters, read_timeout_seconds=20)
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> Any:
-    """A tool's structured result, failing the test on a tool error."""
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def tool_error(client: Client, tool: str, **arguments: Any) -> str:
-    """The message of a tool error, failing the test if the call succeeded."""
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, f"{tool} succeeded: {result.structured_content}"
-    return text_of(result)
-
-
-def text_of(result: CallToolResult) -> str:
-    return " ".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-@asynccontextmanager
-async def in_own_task(manager: AbstractAsyncContextManager[T]) -> AsyncIterator[T]:
-    """Enter and exit `manager` in one task of its own.
-
-    The MCP client's anyio cancel scopes must be exited by the task that entered them;
-    a module-scoped fixture's teardown runs in another task than its setup.
-    """
-    entered: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-    release = asyncio.Event()
-
-    async def hold() -> None:
-        try:
-            async with manager as value:
-                entered.set_result(value)
-                await release.wait()
-        except BaseException as error:
-            if not entered.done():
-                entered.set_exception(error)
-            raise
-
-    holder = asyncio.create_task(hold())
-    try:
-        yield await entered
-    finally:
-        release.set()
-        await holder
-
-
 @pytest.fixture(scope="module")
 async def chain() -> AsyncIterator[Chain]:
     async with run_chain(31337) as running:
@@ -141,7 +74,7 @@ async def evm(chain: Chain) -> AsyncIterator[Client]:
             down={"chain_id": 1, "rpc_url": f"http://127.0.0.1:{free_port()}"},
             silent={"chain_id": 5, "rpc_url": silent},
         )
-        async with in_own_task(stdio_server(networks)) as client:
+        async with in_own_task(stdio_server(networks, "--rpc-timeout", RPC_TIMEOUT)) as client:
             yield client
 
 
@@ -221,9 +154,7 @@ async def test_encode_function_call_gives_the_transfer_calldata(evm: Client) -> 
     )
     assert encoded["selector"] == "0xa9059cbb"
     assert encoded["function"] == "transfer(address,uint256)"
-    assert encoded["data"] == (
-        "0xa9059cbb" + RECIPIENT[2:].lower().rjust(64, "0") + f"{amount:064x}"
-    )
+    assert encoded["data"] == "0x" + erc20_transfer(RECIPIENT, amount).hex()
 
 
 async def test_call_contract_reads_the_deployed_token(evm: Client, token: str) -> None:
@@ -405,7 +336,8 @@ async def test_two_chains_answer_at_once_through_one_server(chain: Chain) -> Non
     async with run_chain(31338) as other:
         await chain.send_transaction(to=recipient, value=2 * 10**18, sender=SENDER)
         await other.send_transaction(to=recipient, value=3 * 10**18, sender=SENDER)
-        async with stdio_server(networks_setting(alpha=chain, beta=other)) as client:
+        networks = networks_setting(alpha=chain, beta=other)
+        async with stdio_server(networks, "--rpc-timeout", RPC_TIMEOUT) as client:
             alpha_info, beta_info, alpha_balance, beta_balance = await asyncio.gather(
                 ok(client, "get_network_info", network="alpha"),
                 ok(client, "get_network_info", network="beta"),

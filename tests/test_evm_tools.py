@@ -2,7 +2,7 @@
 
 One Hardhat node serves the module with its own contracts: a 6-decimal TestToken, proxies
 of each kind get_code recognises, and a test ENS where alice.eth points at ALICE and back.
-The tools are driven through a real stdio MCP session (helpers from test_evm); the
+The tools are driven through a real stdio MCP session (helpers from tests/mcp_servers.py); the
 simulation core is also called directly, with the server's JSON-RPC client.
 """
 
@@ -20,9 +20,16 @@ from mcp import Client
 from chatbot.tools.evm import ens
 from chatbot.tools.evm.rpc import Endpoint, RpcClient, RpcUnavailableError
 from chatbot.tools.evm.simulate import Simulation, fee_per_gas, simulate
-from tests.chain import DEV_ACCOUNTS, Chain, deploy_ens, networks_setting, run_chain
+from tests.chain import (
+    DEV_ACCOUNTS,
+    Chain,
+    deploy_ens,
+    erc20_transfer,
+    networks_setting,
+    run_chain,
+)
+from tests.mcp_servers import fresh_address, in_own_task, ok, stdio_server, tool_error
 from tests.server import free_port
-from tests.test_evm import fresh_address, in_own_task, ok, stdio_server, tool_error
 
 DEPLOYER, TOKEN_OWNER, ALICE, BOB = DEV_ACCOUNTS
 SUPPLY = 1_234_567_890  # 1234.56789 in units of a 6-decimal token
@@ -59,12 +66,6 @@ def clone_creation_code(implementation: str) -> bytes:
         + bytes.fromhex("5af43d82803e903d91602b57fd5bf3")
     )
     return bytes.fromhex("3d602d80600a3d3981f3") + runtime
-
-
-def transfer_data(to: str, amount: int) -> bytes:
-    return keccak(text="transfer(address,uint256)")[:4] + encode(
-        ["address", "uint256"], [to, amount]
-    )
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +247,7 @@ async def test_estimate_a_token_transfer_above_the_balance(evm: Client, deployed
         "estimate_transaction",
         network="testnet",
         to=deployed.token,
-        data="0x" + transfer_data(ALICE, 1).hex(),
+        data="0x" + erc20_transfer(ALICE, 1).hex(),
         sender=BOB,
     )
     assert estimate["ok"] is False
@@ -365,7 +366,7 @@ async def test_simulate_a_transfer_prices_it(chain: Chain, rpc: RpcClient) -> No
     ("contract", "data", "reason"),
     [
         pytest.param(
-            "token", transfer_data(ALICE, 1), "TestToken: insufficient balance", id="error"
+            "token", erc20_transfer(ALICE, 1), "TestToken: insufficient balance", id="error"
         ),
         pytest.param(
             "reverts",

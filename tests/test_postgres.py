@@ -197,7 +197,7 @@ async def test_db_upgrade_and_check_report_the_schema_and_sessions(
     postgres_server: Postgres, postgres_url: str
 ) -> None:
     assert (await chatbot("db", "upgrade", database_url=postgres_url)).strip() == (
-        "schema version 2"
+        "schema version 3"
     )
     async with run_server(DATABASE_URL=postgres_url, SCRIPTED_TOKENS_PER_SECOND="0") as app:
         for n in range(3):
@@ -205,7 +205,7 @@ async def test_db_upgrade_and_check_report_the_schema_and_sessions(
     report = await chatbot("db", "check", database_url=postgres_url)
     database = postgres_url.rpartition("/")[2]
     assert report.strip() == (
-        f"database '{database}' on 127.0.0.1:{postgres_server.port}: schema version 2, 3 sessions"
+        f"database '{database}' on 127.0.0.1:{postgres_server.port}: schema version 3, 3 sessions"
     )
 
 

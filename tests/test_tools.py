@@ -20,6 +20,7 @@ import pytest
 from tests.chain import (
     DEV_ACCOUNTS,
     Chain,
+    erc20_transfer,
     evm_server_over_http,
     networks_setting,
     run_chain,
@@ -290,11 +291,6 @@ async def test_a_malformed_wallet_report_changes_nothing(app: RunningServer) -> 
     assert (state["wallet_address"], state["wallet_chain_id"]) == (WATCHED, 31337)
 
 
-def transfer_call(to: str, amount: int) -> str:
-    """ERC-20 `transfer(to, amount)` calldata."""
-    return "0xa9059cbb" + to[2:].lower().rjust(64, "0") + hex(amount)[2:].rjust(64, "0")
-
-
 async def test_proposals_are_simulated_from_the_users_address(
     app: RunningServer, chains: tuple[Chain, Chain]
 ) -> None:
@@ -307,7 +303,7 @@ async def test_proposals_are_simulated_from_the_users_address(
             "send_transaction_to_wallet",
             to=token,
             value="0",
-            data=transfer_call(WATCHED, 6 * 10**18),
+            data="0x" + erc20_transfer(WATCHED, 6 * 10**18).hex(),
             description="Send 6 TST",
         )
         view = await turn(http, sid, too_much)
@@ -329,7 +325,7 @@ async def test_proposals_are_simulated_from_the_users_address(
             "send_transaction_to_wallet",
             to=token,
             value="0",
-            data=transfer_call(WATCHED, 10**18),
+            data="0x" + erc20_transfer(WATCHED, 10**18).hex(),
             description="Send 1 TST",
         )
         view = await turn(http, sid, enough)

@@ -1,4 +1,4 @@
-"""Docs search for the agent: a folder of docs in a SQLite FTS5 index, ranked by BM25.
+"""The docs index: a folder of docs in a SQLite FTS5 table, ranked by BM25.
 
 One index per process, opened at start: building it reads and chunks every file, which
 is work for start-up, not for a turn. The index is a file (DOCS_INDEX) with a manifest of
@@ -8,10 +8,8 @@ writes a temporary file beside it and `os.replace`s it into place, so the worker
 cluster starting at once never open a half-built index (each may build one; the last
 rename wins, and they are all the same).
 
-Chunks follow the documents' own structure: markdown and HTML split at their headings
-(the heading path is indexed and weighted above the body); plain text splits into groups
-of paragraphs. User queries are free text, never FTS5 syntax: each word is quoted and
-the words are OR-ed, so nothing a user types can make the search fail.
+User queries are free text, never FTS5 syntax: each word is quoted and the words are
+OR-ed, so nothing a user types can make the search fail.
 """
 
 from __future__ import annotations
@@ -27,28 +25,16 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
-from pydantic_ai.toolsets import FunctionToolset
-
-from chatbot.agent.deps import TurnDeps
+from chatbot.tools.docs.chunks import SUFFIXES, chunk_file
 
 log = logging.getLogger("chatbot.docs")
 
 SCHEMA_VERSION = 1
 """Bumped whenever the index's tables or chunking change: an older index is rebuilt."""
 
-MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
-TEXT_SUFFIXES = frozenset({".txt", ".rst"})
-HTML_SUFFIXES = frozenset({".html", ".htm"})
-SUFFIXES = MARKDOWN_SUFFIXES | TEXT_SUFFIXES | HTML_SUFFIXES
-
-CHUNK_CHARS = 1200
-"""The most text one chunk holds; a longer section is split at paragraphs (then words)."""
 TEXT_CHARS = 1200
 """The most text one hit returns."""
 MAX_LIMIT = 20
@@ -56,7 +42,6 @@ MAX_QUERY_TERMS = 32
 STALE_BUILD_SECONDS = 3600.0
 """A temporary build file older than this was left by a process that died mid-build."""
 
-HEADING_SEPARATOR = " \u203a "
 HEADING_WEIGHT, BODY_WEIGHT, SOURCE_WEIGHT = 5.0, 1.0, 2.0
 """bm25() column weights: a word in a chunk's heading counts five times one in its body."""
 
@@ -89,12 +74,6 @@ class DocHit:
             "text": self.text,
             "score": round(self.score, 4),
         }
-
-
-@dataclass(frozen=True, slots=True)
-class _Chunk:
-    heading: str
-    body: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,36 +187,6 @@ class DocsIndex:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
-
-
-def docs_toolset(index: DocsIndex) -> FunctionToolset[TurnDeps]:
-    """The agent's docs search: one tool, `search_docs`, over `index`."""
-
-    async def search_docs(query: str, limit: int = 5) -> dict[str, Any]:
-        """Search the assistant's user guide and the operator's docs.
-
-        They explain how this assistant works: the networks it can use and how to switch,
-        how transactions are proposed, simulated and approved in the user's own wallet,
-        the chain tools, and safety advice. Use it when the user asks how the assistant
-        or the app works, rather than guessing. Returns the best matching passages.
-
-        Args:
-            query: What to look for, in plain words (e.g. "transaction simulation revert").
-            limit: How many passages to return, 1 to 10.
-        """
-        hits = await asyncio.to_thread(index.search, query, max(1, min(limit, 10)))
-        results = [hit.public() for hit in hits]
-        if not results:
-            return {
-                "results": [],
-                "note": "Nothing in the docs matched. Try other words, or answer without "
-                "the docs and say so.",
-            }
-        return {"results": results}
-
-    toolset: FunctionToolset[TurnDeps] = FunctionToolset()
-    toolset.add_function(search_docs, takes_ctx=False)
-    return toolset
 
 
 def fts_query(text: str) -> str | None:
@@ -369,7 +318,7 @@ def _write_index(
                 # since no longer matches, and the next open rebuilds.
                 manifest.append([*entry.key(), hashlib.sha256(data).hexdigest()])
                 text = data.decode("utf-8-sig", errors="replace")
-                for position, chunk in enumerate(_chunk_file(entry.path, text)):
+                for position, chunk in enumerate(chunk_file(entry.path, text)):
                     connection.execute(
                         "INSERT INTO chunks (heading, body, source, position) VALUES (?, ?, ?, ?)",
                         (chunk.heading, chunk.body, entry.path, position),
@@ -399,204 +348,6 @@ def _counts(connection: sqlite3.Connection) -> tuple[int, int]:
     (manifest,) = connection.execute("SELECT value FROM meta WHERE key = 'manifest'").fetchone()
     (chunks,) = connection.execute("SELECT count(*) FROM chunks").fetchone()
     return len(json.loads(manifest)), int(chunks)
-
-
-# Chunking.
-
-
-def _chunk_file(source: str, text: str) -> list[_Chunk]:
-    """The chunks of one file, by its kind."""
-    suffix = Path(source).suffix.lower()
-    title = _title_from_name(source)
-    if suffix in MARKDOWN_SUFFIXES:
-        sections = _markdown_sections(text)
-    elif suffix in HTML_SUFFIXES:
-        parser = _HtmlSections()
-        parser.feed(text)
-        parser.close()
-        sections = parser.sections()
-        title = parser.title or title
-    else:
-        sections = [([], text)]
-    first_top = next((path[0] for path, _ in sections if path), None)
-    if suffix in MARKDOWN_SUFFIXES and first_top is not None:
-        title = first_top
-    chunks: list[_Chunk] = []
-    for path, body in sections:
-        heading = HEADING_SEPARATOR.join(name for name in path if name) or title
-        chunks.extend(_Chunk(heading, piece) for piece in _split(body))
-    return chunks
-
-
-def _title_from_name(source: str) -> str:
-    """A file's title from its name: `getting-started.md` is "Getting started"."""
-    stem = Path(source).stem.replace("_", " ").replace("-", " ").strip()
-    return stem[:1].upper() + stem[1:] if stem else source
-
-
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-
-
-def _markdown_sections(text: str) -> list[tuple[list[str], str]]:
-    """Markdown as (heading path, body) sections, split at ATX and setext headings."""
-    text = _COMMENT.sub("", text)
-    lines = text.splitlines()
-    if lines and lines[0].strip() == "---":  # YAML front matter
-        end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
-        if end is not None:
-            lines = lines[end + 1 :]
-    sections: list[tuple[list[str], str]] = []
-    stack: list[tuple[int, str]] = []
-    body: list[str] = []
-    fence: str | None = None
-
-    def start(level: int, title: str) -> None:
-        sections.append(([name for _, name in stack], "\n".join(body)))
-        body.clear()
-        while stack and stack[-1][0] >= level:
-            stack.pop()
-        stack.append((level, _plain_heading(title)))
-
-    for line in lines:
-        if fence is not None:
-            body.append(line)
-            if line.strip().startswith(fence):
-                fence = None
-            continue
-        if opened := _FENCE.match(line):
-            fence = opened.group(1)[0] * 3
-            body.append(line)
-            continue
-        if atx := _ATX.match(line):
-            start(len(atx.group(1)), atx.group(2) or "")
-            continue
-        setext = _SETEXT.match(line)
-        if setext and body and body[-1].strip() and (len(body) == 1 or not body[-2].strip()):
-            title = body.pop()
-            start(1 if setext.group(1)[0] == "=" else 2, title)
-            continue
-        body.append(line)
-    sections.append(([name for _, name in stack], "\n".join(body)))
-    return [(path, content) for path, content in sections if path or content.strip()]
-
-
-def _plain_heading(title: str) -> str:
-    """A heading without its inline markup: links become their text, `*_` and backticks go."""
-    title = _LINK.sub(r"\1", title)
-    return " ".join(re.sub(r"[*_`]+", "", title).split())
-
-
-_BLOCK_TAGS = (
-    "address article aside blockquote br dd details div dl dt fieldset figcaption figure"
-    " footer form header hr li main ol p pre section summary table tbody td tfoot th thead tr ul"
-)
-"""Tags that break text into lines: text on both sides never runs together."""
-
-
-class _HtmlSections(HTMLParser):
-    """HTML as text sections split at h1-h6; scripts, styles and the like are dropped."""
-
-    SKIP = frozenset({"script", "style", "noscript", "template", "svg", "head", "nav"})
-    BLOCKS = frozenset(_BLOCK_TAGS.split())
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.title: str | None = None
-        self._sections: list[tuple[list[str], str]] = []
-        self._stack: list[tuple[int, str]] = []
-        self._text: list[str] = []
-        self._skipping: list[str] = []
-        self._heading: tuple[int, list[str]] | None = None
-        self._in_title = False
-        self._title: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title":
-            self._in_title = True
-        elif tag == "body":
-            self._skipping.clear()  # a <head> closed only implicitly
-        elif tag in self.SKIP:
-            self._skipping.append(tag)
-        elif self._skipping:
-            return
-        elif len(tag) == 2 and tag[0] == "h" and tag[1] in "123456":
-            self._heading = (int(tag[1]), [])
-        elif tag in self.BLOCKS:
-            self._text.append("\n\n" if tag in ("p", "div", "section", "article") else "\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-            self.title = " ".join("".join(self._title).split()) or None
-        elif tag in self.SKIP:
-            if tag in self._skipping:
-                while self._skipping and self._skipping.pop() != tag:
-                    pass
-        elif self._skipping:
-            return
-        elif self._heading is not None and tag == f"h{self._heading[0]}":
-            level, parts = self._heading
-            self._heading = None
-            self._sections.append(([name for _, name in self._stack], "".join(self._text)))
-            self._text.clear()
-            while self._stack and self._stack[-1][0] >= level:
-                self._stack.pop()
-            self._stack.append((level, " ".join("".join(parts).split())))
-        elif tag in self.BLOCKS:
-            self._text.append("\n\n" if tag in ("p", "div", "section", "article") else "\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self._title.append(data)
-        elif self._skipping:
-            return
-        elif self._heading is not None:
-            self._heading[1].append(data)
-        else:
-            self._text.append(data)
-
-    def sections(self) -> list[tuple[list[str], str]]:
-        """The (heading path, text) sections read so far, the last one included."""
-        every = [*self._sections, ([name for _, name in self._stack], "".join(self._text))]
-        return [(path, _tidy(text)) for path, text in every if path or text.strip()]
-
-
-def _tidy(text: str) -> str:
-    """Text from HTML: spaces collapsed within lines, at most one blank line in a row."""
-    lines = [" ".join(line.split()) for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def _split(body: str) -> Iterator[str]:
-    """A section's text in pieces of at most CHUNK_CHARS, cut between paragraphs."""
-    paragraphs = [part.strip() for part in re.split(r"\n[ \t]*\n", body) if part.strip()]
-    piece: list[str] = []
-    size = 0
-    for paragraph in paragraphs:
-        for part in _cut_words(paragraph):
-            if piece and size + 2 + len(part) > CHUNK_CHARS:
-                yield "\n\n".join(piece)
-                piece, size = [], 0
-            piece.append(part)
-            size += len(part) + (2 if size else 0)
-    if piece:
-        yield "\n\n".join(piece)
-
-
-def _cut_words(paragraph: str) -> Iterator[str]:
-    """A paragraph longer than CHUNK_CHARS in word-bounded parts (a long word alone is cut)."""
-    while len(paragraph) > CHUNK_CHARS:
-        cut = paragraph.rfind(" ", 0, CHUNK_CHARS + 1)
-        if cut <= 0:
-            cut = CHUNK_CHARS
-        yield paragraph[:cut].rstrip()
-        paragraph = paragraph[cut:].lstrip()
-    if paragraph:
-        yield paragraph
 
 
 def _trim(text: str) -> str:
