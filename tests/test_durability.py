@@ -97,7 +97,10 @@ async def test_a_crash_mid_turn_loses_no_completed_message(database_url: str) ->
         assert after["messages"][:5] == state["messages"], "the recovery note is written once"
 
 
-async def test_an_evicted_session_comes_back_with_history_network_and_pending_tx(
+ACCOUNT_1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+async def test_an_evicted_session_comes_back_with_history_network_wallet_and_pending_tx(
     database_url: str,
 ) -> None:
     sid = "comes-back"
@@ -106,7 +109,7 @@ async def test_an_evicted_session_comes_back_with_history_network_and_pending_tx
         "sepolia": {"chain_id": 11155111, "rpc_url": "http://127.0.0.1:8546"},
     }
     propose = "/tool send_transaction_to_wallet " + json.dumps(
-        {"to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "value": "5", "data": "0x"}
+        {"to": ACCOUNT_1, "value": "5", "data": "0x"}
     )
     async with (
         run_server(
@@ -120,6 +123,8 @@ async def test_an_evicted_session_comes_back_with_history_network_and_pending_tx
     ):
         switch = {"command": "set_network", "args": {"network": "sepolia"}, "session_id": sid}
         assert (await http.post("/api/mcp-command", json=switch)).status_code == 200
+        wallet = {"session_id": sid, "address": ACCOUNT_1, "chain_id": 11155111}
+        assert (await http.post("/api/wallet/account", json=wallet)).status_code == 200
         async with open_sse(http, f"/api/sessions/{sid}/events") as reader:
             await reader.next()
             await chat_and_wait(http, reader, sid, propose)
@@ -133,6 +138,7 @@ async def test_an_evicted_session_comes_back_with_history_network_and_pending_tx
         after = await state_of(http, sid)
         assert after["messages"] == before["messages"]
         assert after["network"] == "sepolia"
+        assert (after["wallet_address"], after["wallet_chain_id"]) == (ACCOUNT_1, 11155111)
         assert after["wallet_tx"] == before["wallet_tx"]
         tx_id = after["wallet_tx"]["id"]
         answer = {"session_id": sid, "tx_id": tx_id, "status": "rejected", "error": "no"}

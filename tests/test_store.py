@@ -25,8 +25,10 @@ import pytest
 from chatbot.model import (
     Message,
     MessageStatus,
+    Simulation,
     ToolCallInfo,
     ToolStatus,
+    WalletAccount,
     WalletStatus,
     WalletTx,
     iso_in,
@@ -77,7 +79,12 @@ def reopened_sync(path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def add_session(
-    store: AnyStore, session_id: str, *, last_active_at: str = CREATED, network: str = "mainnet"
+    store: AnyStore,
+    session_id: str,
+    *,
+    last_active_at: str = CREATED,
+    network: str = "mainnet",
+    wallet: WalletAccount | None = None,
 ) -> None:
     store.save_session(
         session_id,
@@ -85,6 +92,7 @@ def add_session(
         title=f"title of {session_id}",
         created_at=CREATED,
         last_active_at=last_active_at,
+        wallet=wallet,
     )
 
 
@@ -165,6 +173,7 @@ async def test_session_with_every_kind_of_message_round_trips(
     assert loaded.older_messages == 0
     assert loaded.pending_wallet_tx is None
     assert loaded.resolved_wallet_txs == {}
+    assert loaded.wallet is None
 
 
 async def test_unknown_session_is_none(store: AnyStore) -> None:
@@ -263,13 +272,15 @@ async def test_page_walks_back_through_history(store: AnyStore) -> None:
 async def test_pending_and_resolved_wallet_txs_round_trip(
     store: AnyStore, backend: Backend
 ) -> None:
-    add_session(store, "s-wallet")
+    account = WalletAccount("0x70997970C51812dc3A010C7d01b50e0d17dc79C8", 11155111)
+    add_session(store, "s-wallet", wallet=account)
     statuses = list(WalletStatus)
     resolved = [wallet_tx(60, f"old {i}") for i in range(40)]
     for i, tx in enumerate(resolved):
         store.save_wallet_tx("s-wallet", tx, None)
         store.save_wallet_tx("s-wallet", tx, statuses[i % len(statuses)])
     pending = wallet_tx(300)
+    pending.simulation = Simulation(ok=True, gas=21_001, fee_wei=2**70)  # beyond 64 bits
     store.save_wallet_tx("s-wallet", pending, None)
     await store.close()
 
@@ -283,6 +294,8 @@ async def test_pending_and_resolved_wallet_txs_round_trip(
     assert loaded is not None
     assert loaded.pending_wallet_tx is not None
     assert loaded.pending_wallet_tx.public() == pending.public()
+    assert loaded.pending_wallet_tx.simulation == pending.simulation
+    assert loaded.wallet == account
     assert 290 < loaded.pending_wallet_tx.deadline - time.monotonic() <= 300
     # The 32 most recently resolved, oldest first, as WalletSlot keeps them.
     assert list(loaded.resolved_wallet_txs) == [tx.id for tx in resolved[8:]]
