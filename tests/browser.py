@@ -1,6 +1,7 @@
 """Debian's chromium, driven by Playwright, for the tests that need a real browser.
 
-Also a test wallet to inject into pages (`InjectedWallet`).
+Also a test wallet to inject into pages (`InjectedWallet`), and the steps every browser
+test takes: open the chat, send a message.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless as root, and quiet: this machine's closed network refuses Chromium's own calls.
@@ -162,3 +163,17 @@ async def screenshot(page: Page, name: str) -> None:
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=SCREENSHOTS / f"{name}.png", animations="disabled")
+
+
+async def open_chat(context: BrowserContext, url: str) -> Page:
+    """A new tab on the web UI at `url`, once its stream is connected."""
+    page = await context.new_page()
+    await page.goto(url)
+    await expect(page.get_by_text("Connected")).to_be_visible()
+    return page
+
+
+async def send(page: Page, text: str) -> None:
+    """Type a message and press Send."""
+    await page.get_by_role("textbox", name="Message").fill(text)
+    await page.get_by_role("button", name="Send").click()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from playwright.async_api import Browser
+from playwright.async_api import Browser, BrowserContext
 
 from tests.browser import launch_browser
 from tests.postgres import POSTGRES_BIN, Postgres, fresh_database, run_postgres
@@ -70,3 +70,11 @@ async def browser() -> AsyncIterator[Browser]:
     """Debian's chromium, headless, for one test module."""
     async with launch_browser() as launched:
         yield launched
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh browser profile (cookies, storage) for one test, at a desktop size."""
+    opened = await browser.new_context(viewport={"width": 1200, "height": 800})
+    yield opened
+    await opened.close()

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, expect
 
-from tests.browser import DEV_KEYS, InjectedWallet, needs_chromium, screenshot
+from tests.browser import DEV_KEYS, InjectedWallet, needs_chromium, open_chat, screenshot, send
 from tests.chain import DEV_ACCOUNTS, Chain, networks_setting, run_chain
 from tests.server import RunningServer, run_server
 
@@ -41,31 +41,12 @@ async def app(chain: Chain) -> AsyncIterator[RunningServer]:
         yield running
 
 
-@pytest.fixture
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    opened = await browser.new_context(viewport={"width": 1200, "height": 800})
-    yield opened
-    await opened.close()
-
-
-async def open_chat(context: BrowserContext, app: RunningServer) -> Page:
-    page = await context.new_page()
-    await page.goto(app.url)
-    await expect(page.get_by_text("Connected")).to_be_visible()
-    return page
-
-
-async def send(page: Page, text: str) -> None:
-    await page.get_by_role("textbox", name="Message").fill(text)
-    await page.get_by_role("button", name="Send").click()
-
-
 async def test_two_people_chat_at_once_and_see_only_their_own(
     browser: Browser, app: RunningServer
 ) -> None:
     first, second = await browser.new_context(), await browser.new_context()
     try:
-        alice, bob = await open_chat(first, app), await open_chat(second, app)
+        alice, bob = await open_chat(first, app.url), await open_chat(second, app.url)
         await send(alice, "alice-secret-word")
         await send(bob, "bob-secret-word")
         alice_log, bob_log = alice.get_by_role("log"), bob.get_by_role("log")
@@ -82,7 +63,7 @@ async def test_two_people_chat_at_once_and_see_only_their_own(
 async def test_a_reload_continues_the_conversation_and_the_reply_in_progress(
     context: BrowserContext, app: RunningServer
 ) -> None:
-    page = await open_chat(context, app)
+    page = await open_chat(context, app.url)
     await send(page, LONG)
     log = page.get_by_role("log")
     await expect(log).to_contain_text("You said: word0 word1")
@@ -93,7 +74,7 @@ async def test_a_reload_continues_the_conversation_and_the_reply_in_progress(
 
 
 async def test_stop_ends_a_streamed_reply(context: BrowserContext, app: RunningServer) -> None:
-    page = await open_chat(context, app)
+    page = await open_chat(context, app.url)
     await send(page, LONG)
     await expect(page.get_by_role("log")).to_contain_text("You said: word0 word1")
     await screenshot(page, "streaming")
@@ -109,7 +90,7 @@ async def test_a_network_switch_in_one_tab_leaves_another_user_alone(
 ) -> None:
     first, second = await browser.new_context(), await browser.new_context()
     try:
-        mine, theirs = await open_chat(first, app), await open_chat(second, app)
+        mine, theirs = await open_chat(first, app.url), await open_chat(second, app.url)
         await mine.get_by_role("combobox", name="Network").select_option("sepolia")
         await expect(mine.get_by_role("combobox", name="Network")).to_have_value("sepolia")
         await theirs.reload()
@@ -127,7 +108,7 @@ async def test_the_wallet_approves_a_proposed_transaction_on_the_dev_chain(
     before = await chain.balance(recipient)
     wallet = InjectedWallet(DEV_KEYS[0], chain.rpc)  # DEV_ACCOUNTS[0]
     await wallet.install(context)
-    page = await open_chat(context, app)
+    page = await open_chat(context, app.url)
     await page.get_by_role("button", name="Connect wallet").click()
     proposal = {
         "to": recipient,

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, expect
 
-from tests.browser import DEV_KEYS, InjectedWallet, needs_chromium, screenshot
+from tests.browser import DEV_KEYS, InjectedWallet, needs_chromium, open_chat, screenshot, send
 from tests.chain import DEV_ACCOUNTS, Chain, deploy_ens, networks_setting, run_chain
 from tests.fakes import FakeLLM, Reply, ToolCall
 from tests.server import RunningServer, run_server
@@ -34,25 +34,6 @@ async def mainnet() -> AsyncIterator[Chain]:
     """A local chain with mainnet's chain id, an ENS on it and vitalik.eth registered."""
     async with run_chain(1) as chain:
         yield chain
-
-
-@pytest.fixture
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    opened = await browser.new_context(viewport={"width": 1200, "height": 800})
-    yield opened
-    await opened.close()
-
-
-async def open_chat(context: BrowserContext, app: RunningServer) -> Page:
-    page = await context.new_page()
-    await page.goto(app.url)
-    await expect(page.get_by_text("Connected")).to_be_visible()
-    return page
-
-
-async def send(page: Page, text: str) -> None:
-    await page.get_by_role("textbox", name="Message").fill(text)
-    await page.get_by_role("button", name="Send").click()
 
 
 async def connect_wallet(page: Page) -> None:
@@ -81,7 +62,7 @@ async def test_the_eth_balance_of_an_ens_name_is_read_with_real_tool_calls(
             MCP_CONFIG=REPO_MCP_CONFIG,
             **fake.env(),
         ) as app:
-            page = await open_chat(context, app)
+            page = await open_chat(context, app.url)
             await send(page, "What is the ETH balance of vitalik.eth on mainnet?")
             log = page.get_by_role("log")
             answer = "Its balance on mainnet is 1234.5 ETH"
@@ -119,7 +100,7 @@ async def test_a_transfer_that_would_revert_is_flagged_before_signing(
     token = await chain.deploy_token(supply=5 * 10**18, sender=DEV_ACCOUNTS[1])
     wallet = InjectedWallet(DEV_KEYS[1], chain.rpc)  # DEV_ACCOUNTS[1], holding 5 TST
     await wallet.install(context)
-    page = await open_chat(context, app)
+    page = await open_chat(context, app.url)
     await connect_wallet(page)
     too_much = "0xa9059cbb" + DEV_ACCOUNTS[0][2:].lower().rjust(64, "0") + f"{6 * 10**18:064x}"
     await send(page, propose(token, too_much, "Send 6 TST to account 0"))
