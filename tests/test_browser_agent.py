@@ -106,6 +106,9 @@ async def test_a_transfer_that_would_revert_is_flagged_before_signing(
     await send(page, propose(token, too_much, "Send 6 TST to account 0"))
 
     pending = page.get_by_role("region", name="Pending transaction")
+    await expect(pending.locator(".tx-card__token")).to_have_text(
+        f"Sends 6 TST to {DEV_ACCOUNTS[0]}"
+    )
     warning = pending.locator(".tx-card__warning")
     await expect(warning).to_have_text(
         "This transaction would fail: TestToken: insufficient balance"

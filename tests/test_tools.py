@@ -308,6 +308,15 @@ async def test_proposals_are_simulated_from_the_users_address(
         )
         view = await turn(http, sid, too_much)
         simulation = view.flags["wallet_tx"]["simulation"]
+        assert view.flags["wallet_tx"]["token_call"] == {
+            "function": "transfer",
+            "token": token,
+            "symbol": "TST",
+            "decimals": 18,
+            "amount": str(6 * 10**18),
+            "amount_formatted": "6",
+            "counterparty": WATCHED,
+        }
         assert simulation["ok"] is False
         assert simulation["revert_reason"] == "TestToken: insufficient balance"
         assert (simulation["gas"], simulation["fee_wei"]) == (None, None)
@@ -337,15 +346,23 @@ async def test_proposals_are_simulated_from_the_users_address(
     assert int(simulation["fee_wei"]) % simulation["gas"] == 0, "gas times the price of gas"
 
 
-async def test_without_a_wallet_a_proposal_is_shown_unsimulated(app: RunningServer) -> None:
+async def test_without_a_wallet_a_proposal_is_shown_unsimulated(
+    app: RunningServer, chains: tuple[Chain, Chain]
+) -> None:
+    token = await chains[0].deploy_token(symbol="APR")
+    unlimited = "0x095ea7b3" + WATCHED[2:].lower().rjust(64, "0") + "f" * 64
     propose = tool_call(
-        "send_transaction_to_wallet", to=WATCHED, value="1", data="0x", description="1 wei"
+        "send_transaction_to_wallet", to=token, value="0", data=unlimited, description="Approve"
     )
     async with app.client() as http:
         view = await turn(http, "tools-unsimulated", propose)
-    assert view.flags["wallet_tx"]["simulation"] is None
+    tx = view.flags["wallet_tx"]
+    assert tx["simulation"] is None
     note = last_tool(view)["result"]["simulation"]["note"]
     assert "wallet address is unknown" in note
+    call = tx["token_call"]
+    assert (call["function"], call["symbol"], call["counterparty"]) == ("approve", "APR", WATCHED)
+    assert call["amount_formatted"] == "unlimited"
 
 
 async def test_a_chat_sent_at_start_up_gets_the_chain_tools(chains: tuple[Chain, Chain]) -> None:

@@ -70,9 +70,10 @@ async def test_a_proposed_transaction_is_pending_in_every_tab(fast: RunningServe
 
         assert set(tx) == {
             "id", "to", "value", "data", "chain_id", "network",
-            "description", "created_at", "expires_at", "simulation",
+            "description", "created_at", "expires_at", "simulation", "token_call",
         }  # fmt: skip
         assert tx["simulation"] is None, "no wallet address is known: nothing to simulate from"
+        assert tx["token_call"] is None, "a plain transfer of ETH"
         assert (tx["to"], tx["value"], tx["data"]) == (ACCOUNT_1, ONE_ETH, "0x")
         assert (tx["chain_id"], tx["network"]) == (31337, "testnet")
         assert tx["expires_at"] > tx["created_at"]

@@ -38,7 +38,7 @@ from chatbot.store import StoreError, store_from_url
 from chatbot.tools.docs import DocsIndex, docs_toolset
 from chatbot.tools.evm.rpc import RpcClient
 from chatbot.tools.mcp_pool import McpPool, load_config
-from chatbot.tools.wallet import Simulator, wallet_toolset
+from chatbot.tools.wallet import Preflight, wallet_toolset
 
 log = logging.getLogger("chatbot")
 
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rpc = RpcClient(SIMULATION_TIMEOUT_SECONDS)
     docs = open_docs(settings)
     toolsets = [
-        wallet_toolset(Simulator(settings.networks, rpc)),
+        wallet_toolset(Preflight(settings.networks, rpc)),
         *([docs_toolset(docs)] if docs is not None else []),
         *pool.toolsets,
     ]

@@ -7,6 +7,7 @@ export type {
   Message as ChatMessage,
   SessionState,
   Simulation,
+  TokenCall,
   ToolCall,
   WalletTransaction as WalletTx,
 } from "@chatbot/client";

@@ -24,6 +24,7 @@ export {
   type SignInResult,
   type Simulation,
   type SiweSignInOptions,
+  type TokenCall,
   type TokenSource,
   type ToolCall,
   type ToolStatus,

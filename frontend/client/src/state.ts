@@ -38,12 +38,14 @@ export function fromServerState(data: Partial<SessionState>, sessionId: string):
 }
 
 /**
- * A pending transaction as sent, with `simulation: null` when an older server left it out
- * (the same object when nothing is missing, so UIs comparing by reference see no change).
+ * A pending transaction as sent, with `simulation` and `token_call` null when an older
+ * server left them out (the same object when nothing is missing, so UIs comparing by
+ * reference see no change).
  */
 function fromServerTx(tx: WalletTransaction | null | undefined): WalletTransaction | null {
   if (tx === null || tx === undefined) return null;
-  return Object.hasOwn(tx, "simulation") ? tx : { ...tx, simulation: null };
+  if (Object.hasOwn(tx, "simulation") && Object.hasOwn(tx, "token_call")) return tx;
+  return { ...tx, simulation: tx.simulation ?? null, token_call: tx.token_call ?? null };
 }
 
 /** True while an agent text reply is streaming (tool calls do not count as typing). */

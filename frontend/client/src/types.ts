@@ -55,6 +55,21 @@ export interface Simulation {
   revert_reason: string | null;
 }
 
+/** The ERC-20 call a proposed transaction makes, in the token's own units. */
+export interface TokenCall {
+  function: "transfer" | "transferFrom" | "approve";
+  /** The token contract (the transaction's `to`). */
+  token: string;
+  symbol: string | null;
+  decimals: number;
+  /** The raw amount, a decimal string. */
+  amount: string;
+  /** In token units; "unlimited" for an approval of 2^256 - 1. */
+  amount_formatted: string;
+  /** The recipient (transfers) or the spender (approvals). */
+  counterparty: string;
+}
+
 /** A transaction the agent asks the user's wallet to sign (`wallet_tx`). */
 export interface WalletTransaction {
   id: string;
@@ -74,6 +89,8 @@ export interface WalletTransaction {
    * the node unreachable, or an older server that does not simulate).
    */
   simulation: Simulation | null;
+  /** What it does to an ERC-20 token, when it calls one (`null` otherwise). */
+  token_call: TokenCall | null;
 }
 
 /** How a pending wallet transaction was answered. */

@@ -38,7 +38,7 @@ describe("applyEvent", () => {
   });
 
   it("tracks the pending wallet transaction and the flags", () => {
-    const tx = { id: "tx_1", simulation: null } as WalletTransaction;
+    const tx = { id: "tx_1", simulation: null, token_call: null } as WalletTransaction;
     let state = applyEvent(emptyState("s"), "wallet.request", { tx }, 1) ?? emptyState("s");
     expect(state.wallet_tx).toBe(tx);
     state = applyEvent(state, "state", { pending_wallet_tx: '{"to":"0x"}' }, 2) ?? state;
@@ -65,17 +65,19 @@ describe("applyEvent", () => {
 
   it("keeps a transaction's simulation, and gives an older server's transaction none", () => {
     const simulation = { ok: false, gas: null, fee_wei: null, revert_reason: "insufficient balance" };
-    const simulated = { id: "tx_1", simulation } as WalletTransaction;
+    const simulated = { id: "tx_1", simulation, token_call: null } as WalletTransaction;
     expect(applyEvent(emptyState("s"), "wallet.request", { tx: simulated }, 1)?.wallet_tx).toBe(simulated);
 
     const older = { id: "tx_1" } as WalletTransaction; // sent without `simulation`
     expect(applyEvent(emptyState("s"), "wallet.request", { tx: older }, 1)?.wallet_tx).toEqual({
       id: "tx_1",
       simulation: null,
+      token_call: null,
     });
     expect(applyEvent(emptyState("s"), "state", { wallet_tx: older }, 1)?.wallet_tx).toEqual({
       id: "tx_1",
       simulation: null,
+      token_call: null,
     });
   });
 });
@@ -92,12 +94,25 @@ describe("fromServerState", () => {
       wallet_chain_id: null,
     });
     const tx = { id: "tx_1" } as WalletTransaction; // sent without `simulation`
-    expect(fromServerState({ seq: 4, wallet_tx: tx }, "s").wallet_tx).toEqual({ id: "tx_1", simulation: null });
+    expect(fromServerState({ seq: 4, wallet_tx: tx }, "s").wallet_tx).toEqual({
+      id: "tx_1",
+      simulation: null,
+      token_call: null,
+    });
   });
 
-  it("takes the wallet and the simulation as sent", () => {
+  it("takes the wallet, the simulation and the token call as sent", () => {
     const simulation = { ok: true, gas: 21000, fee_wei: "21000000000000", revert_reason: null };
-    const tx = { id: "tx_1", simulation } as WalletTransaction;
+    const token_call = {
+      function: "transfer",
+      token: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+      symbol: "TST",
+      decimals: 18,
+      amount: "6000000000000000000",
+      amount_formatted: "6",
+      counterparty: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    } as const;
+    const tx = { id: "tx_1", simulation, token_call } as WalletTransaction;
     const state = fromServerState({ seq: 5, wallet_address: "0xAb", wallet_chain_id: 137, wallet_tx: tx }, "s");
     expect(state).toMatchObject({ wallet_address: "0xAb", wallet_chain_id: 137 });
     expect(state.wallet_tx).toBe(tx);

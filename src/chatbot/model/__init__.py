@@ -25,6 +25,7 @@ from chatbot.model.time import iso_in, iso_utc, parse_iso, utc_timestamp
 from chatbot.model.wallet import (
     REMEMBERED_RESOLUTIONS,
     Simulation,
+    TokenCall,
     WalletAccount,
     WalletResolution,
     WalletStatus,
@@ -37,6 +38,7 @@ __all__ = [
     "MessageStatus",
     "Sender",
     "Simulation",
+    "TokenCall",
     "ToolCallInfo",
     "ToolStatus",
     "WalletAccount",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import orjson
 
@@ -68,6 +69,40 @@ class Simulation:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class TokenCall:
+    """The ERC-20 call a proposal makes, in the token's own units, for people to read."""
+
+    function: str
+    """`transfer`, `transferFrom` or `approve`."""
+    token: str
+    symbol: str | None
+    decimals: int
+    amount: str
+    """The raw amount, a decimal string."""
+    amount_formatted: str
+    """In token units; "unlimited" for an approval of 2**256 - 1."""
+    counterparty: str
+    """The recipient (transfers) or the spender (approvals)."""
+
+    def public(self) -> dict[str, object]:
+        """As clients see it (and as it is stored)."""
+        return {
+            "function": self.function,
+            "token": self.token,
+            "symbol": self.symbol,
+            "decimals": self.decimals,
+            "amount": self.amount,
+            "amount_formatted": self.amount_formatted,
+            "counterparty": self.counterparty,
+        }
+
+    @classmethod
+    def from_public(cls, data: dict[str, Any]) -> TokenCall:
+        """Back from `public()` (stored rows)."""
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+
 @dataclass(slots=True, kw_only=True)
 class WalletTx:
     """A transaction waiting for the user's wallet, in the shape clients receive."""
@@ -84,6 +119,8 @@ class WalletTx:
     deadline: float = field(repr=False)
     simulation: Simulation | None = None
     """None when it could not be tried (no wallet address known, or the node was away)."""
+    token_call: TokenCall | None = None
+    """What it does to an ERC-20 token, when it calls one."""
 
     def public(self) -> dict[str, object]:
         """What clients see (the monotonic deadline is the server's own business)."""
@@ -98,6 +135,7 @@ class WalletTx:
             "created_at": self.created_at,
             "expires_at": self.expires_at,
             "simulation": None if self.simulation is None else self.simulation.public(),
+            "token_call": None if self.token_call is None else self.token_call.public(),
         }
 
     def original_json(self) -> str:

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from chatbot.model import Message, MessageStatus, Simulation, WalletAccount, WalletTx
+from chatbot.model import (
+    Message,
+    MessageStatus,
+    Simulation,
+    TokenCall,
+    WalletAccount,
+    WalletTx,
+)
 
 
 class Transcript(Protocol):
@@ -61,6 +68,7 @@ class Transcript(Protocol):
         data: str,
         description: str,
         simulation: Simulation | None = None,
+        token_call: TokenCall | None = None,
     ) -> WalletTx:
         """Ask the user's wallet to sign a transaction on the session's network."""
 

@@ -21,6 +21,7 @@ from chatbot.model import (
     Message,
     MessageStatus,
     Simulation,
+    TokenCall,
     ToolCallInfo,
     ToolStatus,
     WalletAccount,
@@ -369,6 +370,7 @@ class Session:
         data: str,
         description: str,
         simulation: Simulation | None = None,
+        token_call: TokenCall | None = None,
     ) -> WalletTx:
         """Ask the user's wallet to sign a transaction on this session's network."""
         if self.wallet.pending is not None:
@@ -387,6 +389,7 @@ class Session:
             expires_at=iso_in(timeout),
             deadline=time.monotonic() + timeout,
             simulation=simulation,
+            token_call=token_call,
         )
         self.wallet.pending = tx
         self.env.store.save_wallet_tx(self.id, tx, None)

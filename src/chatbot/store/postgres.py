@@ -88,9 +88,10 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "CREATE INDEX sessions_by_owner ON sessions (owner, last_active_at, id)",
     ),
     (
-        # The wallet the client reported (JSON), and each proposal's simulation (JSON).
+        # The wallet the client reported, each proposal's simulation and ERC-20 call (JSON).
         "ALTER TABLE sessions ADD COLUMN wallet text",
         "ALTER TABLE wallet_txs ADD COLUMN simulation text",
+        "ALTER TABLE wallet_txs ADD COLUMN token_call text",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -104,9 +105,9 @@ SELECT v.* FROM (VALUES (%s, %s::bigint, %s, %s, %s, %s, %s::boolean, %s, %s))
     AS v (session_id, position, id, sender, content, timestamp, is_streaming, status, tool)
 WHERE EXISTS (SELECT 1 FROM sessions WHERE sessions.id = v.session_id)""",
     wallet_tx_rows="""
-SELECT v.* FROM (VALUES (%s, %s, %s, %s, %s, %s::bigint, %s, %s, %s, %s, %s, %s, %s))
+SELECT v.* FROM (VALUES (%s, %s, %s, %s, %s, %s::bigint, %s, %s, %s, %s, %s, %s, %s, %s))
     AS v (session_id, id, "to", value, data, chain_id, network, description,
-          created_at, expires_at, simulation, status, resolved_at)
+          created_at, expires_at, simulation, token_call, status, resolved_at)
 WHERE EXISTS (SELECT 1 FROM sessions WHERE sessions.id = v.session_id)""",
 )
 

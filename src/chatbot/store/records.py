@@ -19,6 +19,7 @@ from chatbot.model import (
     MessageStatus,
     Sender,
     Simulation,
+    TokenCall,
     ToolCallInfo,
     ToolStatus,
     WalletAccount,
@@ -38,7 +39,8 @@ _SENDERS: Final[dict[str, Sender]] = {"user": "user", "agent": "agent", "system"
 
 MESSAGE_COLUMNS: Final = "position, id, sender, content, timestamp, is_streaming, status, tool"
 WALLET_TX_COLUMNS: Final = (
-    'id, "to", value, data, chain_id, network, description, created_at, expires_at, simulation'
+    'id, "to", value, data, chain_id, network, description, created_at, expires_at, simulation,'
+    " token_call"
 )
 
 
@@ -95,6 +97,7 @@ def wallet_tx_row(session_id: str, tx: WalletTx, status: WalletStatus | None) ->
         tx.created_at,
         tx.expires_at,
         None if tx.simulation is None else dump_json(tx.simulation.public()),
+        None if tx.token_call is None else dump_json(tx.token_call.public()),
         None if status is None else status.value,
         None if status is None else utc_timestamp(),
     )
@@ -128,7 +131,19 @@ def _tool(text: str) -> ToolCallInfo:
 
 def wallet_tx_from_row(row: Iterable[Any]) -> WalletTx:
     """A pending transaction from a row of `WALLET_TX_COLUMNS`, its deadline in this process."""
-    tx_id, to, value, data, chain_id, network, description, created_at, expires_at, tried = row
+    (
+        tx_id,
+        to,
+        value,
+        data,
+        chain_id,
+        network,
+        description,
+        created_at,
+        expires_at,
+        tried,
+        call,
+    ) = row
     return WalletTx(
         id=tx_id,
         to=to,
@@ -141,6 +156,7 @@ def wallet_tx_from_row(row: Iterable[Any]) -> WalletTx:
         expires_at=expires_at,
         deadline=monotonic_deadline(expires_at),
         simulation=None if tried is None else Simulation.from_public(orjson.loads(tried)),
+        token_call=None if call is None else TokenCall.from_public(orjson.loads(call)),
     )
 
 

@@ -117,7 +117,7 @@ ON CONFLICT (session_id, position) DO UPDATE SET
 """
 _UPSERT_WALLET_TX = """
 INSERT INTO wallet_txs (session_id, id, "to", value, data, chain_id, network, description,
-                        created_at, expires_at, simulation, status, resolved_at)
+                        created_at, expires_at, simulation, token_call, status, resolved_at)
 {rows}
 ON CONFLICT (session_id, id) DO UPDATE SET
     "to" = excluded."to",
@@ -129,6 +129,7 @@ ON CONFLICT (session_id, id) DO UPDATE SET
     created_at = excluded.created_at,
     expires_at = excluded.expires_at,
     simulation = excluded.simulation,
+    token_call = excluded.token_call,
     status = excluded.status,
     resolved_at = CASE WHEN excluded.status IS NULL THEN NULL
                        ELSE coalesce(wallet_txs.resolved_at, excluded.resolved_at) END

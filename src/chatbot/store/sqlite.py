@@ -83,9 +83,10 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "CREATE INDEX sessions_by_owner ON sessions (owner, last_active_at, id)",
     ),
     (
-        # The wallet the client reported (JSON), and each proposal's simulation (JSON).
+        # The wallet the client reported, each proposal's simulation and ERC-20 call (JSON).
         "ALTER TABLE sessions ADD COLUMN wallet TEXT",
         "ALTER TABLE wallet_txs ADD COLUMN simulation TEXT",
+        "ALTER TABLE wallet_txs ADD COLUMN token_call TEXT",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -95,7 +96,7 @@ STATEMENTS: Final = statements(
     insertion_order="rowid",
     message_rows="SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9"
     " WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?1)",
-    wallet_tx_rows="SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13"
+    wallet_tx_rows="SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14"
     " WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?1)",
 )
 

@@ -9,6 +9,7 @@ note that starts the agent's next step.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Mapping
@@ -21,18 +22,26 @@ from pydantic_ai.toolsets import FunctionToolset
 from chatbot.agent.deps import TurnDeps
 from chatbot.config import Network
 from chatbot.errors import WalletTxPending
-from chatbot.model import Simulation, redact
-from chatbot.tools.evm.rpc import Endpoint, RpcClient, RpcUnavailableError
+from chatbot.model import Simulation, TokenCall, WalletAccount, redact
+from chatbot.tools.evm import abi
+from chatbot.tools.evm.calldata import COMMON_FUNCTIONS, decode_call
+from chatbot.tools.evm.rpc import Endpoint, RpcClient, RpcError, RpcUnavailableError
 from chatbot.tools.evm.simulate import simulate
+from chatbot.tools.evm.values import format_units, hex_bytes
 
 log = logging.getLogger("chatbot.wallet")
 
 _HEX_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 MAX_WEI = 2**256 - 1
+ERC20_FUNCTIONS = COMMON_FUNCTIONS[:3]
+"""transfer, approve and transferFrom: the calls a wallet user most needs in token units."""
+DECIMALS = "0x" + abi.parse_signature("decimals()").selector.hex()
+SYMBOL = "0x" + abi.parse_signature("symbol()").selector.hex()
 
 
-class Simulator:
-    """Tries proposals on their network through the process's one JSON-RPC client."""
+class Preflight:
+    """What the user should know of a proposal before signing, read from its network:
+    how it fares when tried, and what it does to an ERC-20 token, in the token's units."""
 
     def __init__(self, networks: Mapping[str, Network], rpc: RpcClient) -> None:
         self.endpoints = {
@@ -41,7 +50,7 @@ class Simulator:
         }
         self.rpc = rpc
 
-    async def __call__(
+    async def simulate(
         self, network: str, sender: str, to: str, value: int, data: bytes
     ) -> Simulation | None:
         """The outcome, or None when it cannot be known (the node is away)."""
@@ -54,14 +63,47 @@ class Simulator:
             log.warning("simulation unavailable", extra={"network": network, "error": str(error)})
             return None
 
+    async def token_call(self, network: str, to: str, data: bytes) -> TokenCall | None:
+        """The ERC-20 transfer or approval `data` makes at `to`; None for anything else."""
+        endpoint = self.endpoints.get(network)
+        try:
+            call = decode_call(data, ERC20_FUNCTIONS)
+        except ValueError:
+            return None
+        if endpoint is None:
+            return None
+        try:
+            raw_decimals, raw_symbol = await asyncio.gather(
+                self.rpc.call(endpoint, "eth_call", {"to": to, "data": DECIMALS}, "latest"),
+                self.rpc.call(endpoint, "eth_call", {"to": to, "data": SYMBOL}, "latest"),
+            )
+            decimals = int(abi.decode_output(("uint8",), hex_bytes(str(raw_decimals)))[0])
+        except (RpcError, RpcUnavailableError, ValueError):
+            return None  # not a token (or the node is away): the card shows the raw data
+        try:
+            (symbol,) = abi.decode_output(("string",), hex_bytes(str(raw_symbol)))
+        except ValueError:
+            symbol = None
+        arguments = {argument.name: argument.value for argument in call.arguments}
+        amount = int(arguments["value"])
+        return TokenCall(
+            function=call.name,
+            token=to,
+            symbol=symbol,
+            decimals=decimals,
+            amount=str(amount),
+            amount_formatted="unlimited" if amount == MAX_WEI else format_units(amount, decimals),
+            counterparty=arguments.get("spender") or arguments["to"],
+        )
 
-def wallet_toolset(simulator: Simulator | None = None) -> FunctionToolset[TurnDeps]:
-    """The tools that talk to the user's wallet; without a simulator nothing is tried first."""
+
+def wallet_toolset(preflight: Preflight | None = None) -> FunctionToolset[TurnDeps]:
+    """The tools that talk to the user's wallet; without a preflight nothing is read first."""
 
     async def send_transaction_to_wallet(
         ctx: RunContext[TurnDeps], to: str, value: str, data: str = "0x", description: str = ""
     ) -> dict[str, Any]:
-        return await propose(ctx, simulator, to, value, data, description)
+        return await propose(ctx, preflight, to, value, data, description)
 
     send_transaction_to_wallet.__doc__ = propose.__doc__
     toolset: FunctionToolset[TurnDeps] = FunctionToolset()
@@ -71,7 +113,7 @@ def wallet_toolset(simulator: Simulator | None = None) -> FunctionToolset[TurnDe
 
 async def propose(
     ctx: RunContext[TurnDeps],
-    simulator: Simulator | None,
+    preflight: Preflight | None,
     to: str,
     value: str,
     data: str = "0x",
@@ -99,10 +141,12 @@ async def propose(
     if not _HEX_DATA.fullmatch(data):
         raise ModelRetry("`data` must be 0x-prefixed hex with an even number of digits.")
     session = ctx.deps.session
-    tried = None
-    if session.account is not None and simulator is not None:
-        tried = await simulator(
-            ctx.deps.network, session.account.address, to, int(value), bytes.fromhex(data[2:])
+    tried, token_call = None, None
+    if preflight is not None:
+        calldata = bytes.fromhex(data[2:])
+        tried, token_call = await asyncio.gather(
+            _simulate(preflight, ctx.deps.network, session.account, to, int(value), calldata),
+            preflight.token_call(ctx.deps.network, to, calldata),
         )
     try:
         tx = session.propose_wallet_tx(
@@ -111,6 +155,7 @@ async def propose(
             data=data.lower(),
             description=description.strip(),
             simulation=tried,
+            token_call=token_call,
         )
     except WalletTxPending as error:
         raise ModelRetry(error.message) from None
@@ -124,6 +169,20 @@ async def propose(
         "simulation": _simulation_note(tried, session.account is not None),
         "message": "Waiting for the user to approve or reject it in their wallet.",
     }
+
+
+async def _simulate(
+    preflight: Preflight,
+    network: str,
+    account: WalletAccount | None,
+    to: str,
+    value: int,
+    data: bytes,
+) -> Simulation | None:
+    """Tried from the user's address; nothing to try from without one."""
+    if account is None:
+        return None
+    return await preflight.simulate(network, account.address, to, value, data)
 
 
 def _simulation_note(tried: Simulation | None, has_address: bool) -> dict[str, Any]:

@@ -2,7 +2,7 @@ import { useState } from "react";
 import { formatEther } from "viem";
 import type { WalletView } from "../hooks/useWallet";
 import { walletErrorMessage } from "../lib/walletUtils";
-import type { WalletTx } from "../types";
+import type { TokenCall, WalletTx } from "../types";
 import { EstimatedFee, SimulationNote } from "./TxSimulation";
 
 interface Props {
@@ -13,12 +13,19 @@ interface Props {
   onResult: (success: boolean, hash?: string, error?: string) => Promise<void>;
 }
 
-function ether(value: string): string {
+function native(value: string, currency: string): string {
   try {
-    return `${formatEther(BigInt(value || 0))} ETH`;
+    return `${formatEther(BigInt(value || 0))} ${currency}`;
   } catch {
     return `${value} wei`;
   }
+}
+
+/** The token call in words, e.g. "Sends 6 TST to 0x…", in the token's own units. */
+function tokenCallText(call: TokenCall): string {
+  const amount = `${call.amount_formatted} ${call.symbol ?? "tokens"}`;
+  if (call.function === "approve") return `Allows ${call.counterparty} to spend ${amount}`;
+  return `Sends ${amount} to ${call.counterparty}`;
 }
 
 /**
@@ -79,7 +86,13 @@ export function TransactionCard({ tx, currency, wallet, onResult }: Props) {
         <dt>To</dt>
         <dd className="mono">{tx.to}</dd>
         <dt>Value</dt>
-        <dd>{ether(String(tx.value))}</dd>
+        <dd>{native(String(tx.value), currency)}</dd>
+        {tx.token_call && (
+          <>
+            <dt>Token</dt>
+            <dd className="tx-card__token">{tokenCallText(tx.token_call)}</dd>
+          </>
+        )}
         {hasData && (
           <>
             <dt>Data</dt>
