@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import uvloop
 
-from bench import cluster, fanout, idle, interrupt, resume, sessions, store, wire
+from bench import cluster, costs, fanout, idle, interrupt, resume, sessions, store, wire
 from bench.flavors import CEILING, FASTAPI, OURS, SEED
 from bench.loadgen import pin, raise_open_files_limit
 from bench.progress import step
@@ -41,6 +41,8 @@ def sizes(quick: bool) -> dict[str, Any]:
                 "seed_polling": [(200, 20)],
             },
             "first_token_repeats": 5,
+            "cost_turns": 100,
+            "cost_tokens": 2000,
             "sessions": 3000,
             "wire_history": [10, 100],
             "interrupt_repeats": 5,
@@ -77,6 +79,8 @@ def sizes(quick: bool) -> dict[str, Any]:
             "seed_polling": [(100, 20), (1000, 20)],
         },
         "first_token_repeats": 30,
+        "cost_turns": 1000,
+        "cost_tokens": 50_000,
         "sessions": 100_000,
         "wire_history": [10, 100, 1000],
         "interrupt_repeats": 30,
@@ -134,6 +138,11 @@ async def run_wire(size: dict[str, Any]) -> Any:
     return results
 
 
+async def run_costs(size: dict[str, Any]) -> Any:
+    with step(f"costs: {size['cost_turns']} turns and a {size['cost_tokens']:,}-token reply"):
+        return await costs.costs(size["cost_turns"], size["cost_tokens"])
+
+
 async def run_interrupt(size: dict[str, Any]) -> Any:
     with step(f"interrupt: {size['interrupt_repeats']} replies from the fake OpenAI server"):
         return await interrupt.interrupt(size["interrupt_repeats"])
@@ -181,6 +190,7 @@ def run_langgraph(out: Path, quick: bool) -> Any:
 
 
 SCENARIOS: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
+    "costs": run_costs,
     "sessions": run_sessions,
     "idle": run_idle,
     "fanout": run_fanout,

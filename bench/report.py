@@ -215,6 +215,14 @@ def _targets(data: dict[str, Any]) -> str:
             f"{stop['turn_end_p50_ms']:.2f} ms and {stop['upstream_close_p50_ms']:.2f} ms",
             stop["turn_end_p50_ms"] <= 5 and stop["upstream_close_p50_ms"] <= 20,
         )
+    spent = data.get("costs")
+    if spent:
+        turn = spent["turn"]["cpu_us"] / 1000
+        add(
+            "CPU to start a turn ≤ 1 ms",
+            f"{turn:.2f} ms per turn, start to end of a one-token reply (in-process)",
+            turn <= 1,
+        )
     back = [r for r in data.get("resume", []) if r["server"] == "ours"]
     if back:
         add(
@@ -227,6 +235,30 @@ def _targets(data: dict[str, Any]) -> str:
 
 
 # ---- scenarios ---------------------------------------------------------------------------
+
+
+def _costs(data: dict[str, Any], plots: Path, base: Path) -> str:
+    spent = data["costs"]
+    turn, token = spent["turn"], spent["token"]
+    rows = [
+        [
+            "a turn, start to end (one-token reply)",
+            f"{turn['cpu_us']:,.0f} µs",
+            ", ".join(f"{name} {share:.0%}" for name, share in turn["breakdown"][:6]),
+        ],
+        [
+            "a streamed token (model to subscriber outbox)",
+            f"{token['cpu_us']:,.1f} µs",
+            ", ".join(f"{name} {share:.0%}" for name, share in token["breakdown"][:6]),
+        ],
+    ]
+    return (
+        "## Where the CPU goes\n\n"
+        f"In-process (bench/costs.py): {turn['count']} turns, and one reply of "
+        f"{token['count']:,} tokens read by one subscriber; the scripted model, a store that "
+        "keeps nothing, no sockets. The shares are cProfile's own time by package.\n\n"
+        + _table(["work", "CPU", "where (own time)"], rows)
+    )
 
 
 def _fanout(data: dict[str, Any], plots: Path, base: Path) -> str:
@@ -1135,6 +1167,7 @@ def _cluster_meaning(
 
 
 SECTIONS: list[tuple[str, Callable[[dict[str, Any], Path, Path], str]]] = [
+    ("costs", _costs),
     ("fanout", _fanout),
     ("idle", _idle),
     ("sessions", _sessions),
