@@ -17,7 +17,7 @@ import orjson
 import uvloop
 
 from bench import cluster, costs, fanout, idle, interrupt, resume, sessions, store, wire
-from bench.flavors import CEILING, FASTAPI, OURS, SEED
+from bench.flavors import CEILING, FASTAPI, OURS, OURS_PROBED, SEED
 from bench.loadgen import pin, raise_open_files_limit
 from bench.progress import step
 from bench.report import write_report
@@ -35,6 +35,7 @@ def sizes(quick: bool) -> dict[str, Any]:
             "idle_baselines": 200,
             "fanout_points": [(200, 20), (200, 60)],
             "fanout_seconds": 2.0,
+            "fanout_probed_point": (200, 20),
             "fanout_baseline_points": {
                 "raw_ceiling": [(200, 20)],
                 "fastapi_sse": [(200, 20)],
@@ -73,6 +74,7 @@ def sizes(quick: bool) -> dict[str, Any]:
             (1000, 40),
         ],
         "fanout_seconds": 8.0,
+        "fanout_probed_point": (1000, 20),
         "fanout_baseline_points": {
             "raw_ceiling": [(100, 20), (1000, 20), (1000, 60), (1000, 100)],
             "fastapi_sse": [(100, 20), (500, 20), (1000, 20)],
@@ -115,13 +117,16 @@ async def run_idle(size: dict[str, Any]) -> Any:
 async def run_fanout(size: dict[str, Any]) -> Any:
     seconds = size["fanout_seconds"]
     results = await fanout.sweep(OURS, size["fanout_points"], seconds)
+    sessions, tps = size["fanout_probed_point"]
+    with step(f"fan-out, event loop timed: {sessions} sessions x {tps} tokens/s"):
+        probed = await fanout.fanout_point(OURS_PROBED, sessions, tps, seconds)
     for flavor in (CEILING, FASTAPI, SEED):
         results += await fanout.sweep(flavor, size["fanout_baseline_points"][flavor.name], seconds)
     first = []
     for flavor in (OURS, CEILING, FASTAPI):
         with step(f"first token: {flavor.name}"):
             first.append(await fanout.first_token(flavor, size["first_token_repeats"]))
-    return {"sweep": results, "first_token": first}
+    return {"sweep": results, "first_token": first, "probed": probed}
 
 
 async def run_sessions(size: dict[str, Any]) -> Any:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from bench.flavors import Flavor, port
 from bench.loadgen import Connection, Latencies, Stream, open_stream
@@ -97,6 +101,9 @@ async def fanout_point(flavor: Flavor, sessions: int, tps: float, seconds: float
     tokens = max(3, round(tps * (seconds + ramp)))
     chosen = port()
     env = flavor.env(tps, stamped_reply(tokens))
+    pauses_file = Path(tempfile.mkdtemp(prefix="chatbot-lag-")) / "pauses.json"
+    if flavor.probed:
+        env["LAG_PROBE_OUT"] = str(pauses_file)
     async with running(flavor.name, flavor.command(chosen), env) as target:
         latencies = Latencies()
         ids, streams = await open_sessions(target, flavor, sessions, latencies)
@@ -109,12 +116,14 @@ async def fanout_point(flavor: Flavor, sessions: int, tps: float, seconds: float
         budget = ramp + seconds * 3 + 30
         await asyncio.wait([sent, *(stream.has_tokens(1) for stream in streams)], timeout=budget)
         t0, cpu0, got0, n0 = _reading(target, streams, latencies)
+        wall0 = time.time()
         await asyncio.wait(
             [stream.has_tokens(tokens) for stream in streams],
             timeout=budget,
             return_when=asyncio.FIRST_COMPLETED,
         )
         t1, cpu1, got1, n1 = _reading(target, streams, latencies)
+        wall1 = time.time()
         rss = target.rss()
         await asyncio.wait(
             [sent, *(stream.has_tokens(tokens) for stream in streams)], timeout=budget
@@ -150,6 +159,17 @@ async def fanout_point(flavor: Flavor, sessions: int, tps: float, seconds: float
         "ramp_s": ramp,
         "chat_p50_ms": answered.p50_ms(),
         "chat_p99_ms": answered.p99_ms(),
+        **(_pauses(pauses_file, wall0, wall1) if flavor.probed else {}),
+    }
+
+
+def _pauses(path: Path, start: float, end: float) -> dict[str, Any]:
+    """The event loop's pauses (bench/lagprobe.py) within the steady window."""
+    within = [ms for at, ms in orjson.loads(path.read_bytes()) if start <= at <= end]
+    return {
+        "loop_max_pause_ms": max(within, default=0.0),
+        "loop_pauses_over_10ms": sum(ms > 10 for ms in within),
+        "loop_pauses_over_2ms": len(within),
     }
 
 

@@ -22,11 +22,12 @@ class Flavor:
     label: str
     module: str | None  # a bench.baselines module; None: our server
     legacy: bool = False  # the full-state stream of the original API
+    probed: bool = False  # ours under bench/lagprobe.py, its event loop timed
 
     def command(self, port: int) -> list[str]:
         """How to start it."""
         if self.module is None:
-            return ours_command(port)
+            return ours_command(port, "bench.lagprobe" if self.probed else "chatbot")
         return baseline_command(self.module, port)
 
     def env(self, tokens_per_second: float, reply: str, **extra: str) -> dict[str, str]:
@@ -56,6 +57,7 @@ class Flavor:
 
 
 OURS = Flavor("ours", "chatbot (events stream)", None)
+OURS_PROBED = Flavor("ours_probed", "chatbot (event loop timed)", None, probed=True)
 OURS_LEGACY = Flavor("ours_legacy", "chatbot (legacy stream)", None, legacy=True)
 SEED = Flavor("seed_polling", "original design (full state / 100 ms)", "seed_polling", legacy=True)
 FASTAPI = Flavor("fastapi_sse", "FastAPI fastapi.sse", "fastapi_sse")

@@ -181,6 +181,16 @@ def _targets(data: dict[str, Any]) -> str:
             else "no point within p99 50 ms",
             bool(best and best["tokens_per_s"] >= 50_000),
         )
+    probed = data.get("fanout", {}).get("probed")
+    if probed:
+        add(
+            f"no event-loop pause over 10 ms at {probed['sessions']:,} x "
+            f"{probed['tps']:g} tokens/s (1 ms ticker)",
+            f"longest {probed['loop_max_pause_ms']:.1f} ms; "
+            f"{probed['loop_pauses_over_10ms']} over 10 ms and "
+            f"{probed['loop_pauses_over_2ms']} over 2 ms in {probed['window_s']:.1f} s",
+            probed["loop_pauses_over_10ms"] == 0,
+        )
     first = {r["server"]: r for r in data.get("fanout", {}).get("first_token", [])}
     if "ours" in first:
         ours = first["ours"]["median_ms"]

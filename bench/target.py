@@ -57,9 +57,9 @@ class Target:
         return await Connection.open(self.host, self.port)
 
 
-def ours_command(port: int) -> list[str]:
-    """Our server, as `make run` starts it."""
-    return [sys.executable, "-m", "chatbot", "serve", "--host", HOST, "--port", str(port)]
+def ours_command(port: int, module: str = "chatbot") -> list[str]:
+    """Our server, as `make run` starts it (or through a bench launcher `module`)."""
+    return [sys.executable, "-m", module, "serve", "--host", HOST, "--port", str(port)]
 
 
 def baseline_command(name: str, port: int) -> list[str]:

@@ -9,7 +9,6 @@ the writer keep its writes and retry; reads answer `StoreUnavailable` meanwhile.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -100,6 +99,7 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 STATEMENTS: Final = statements(
     param="%s",
     insertion_order="seq",
+    session_rows="VALUES (%s, %s, %s, %s, %s, %s, %s)",
     message_rows="""
 SELECT v.* FROM (VALUES (%s, %s::bigint, %s, %s, %s, %s, %s::boolean, %s, %s))
     AS v (session_id, position, id, sender, content, timestamp, is_streaming, status, tool)
@@ -199,15 +199,14 @@ class PostgresStore(SqlStore):
     # ---- writes, reads and deletes ---------------------------------------------------------
 
     async def _commit(self, writes: list[Write]) -> None:
-        """Run the writes in order, in one transaction; runs of one statement go together."""
+        """Run the writes in one transaction, one `executemany` per statement."""
         ignored = 0
         async with (
             self._connection() as connection,
             connection.transaction(),
             connection.cursor() as cursor,
         ):
-            for sql, run in itertools.groupby(writes, key=lambda write: write[0]):
-                rows = [params for _, params in run]
+            for sql, rows in self._grouped(writes):
                 await cursor.executemany(sql, rows)
                 ignored += len(rows) - max(cursor.rowcount, 0)
         if ignored > 0:

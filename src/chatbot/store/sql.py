@@ -52,11 +52,11 @@ class Statements:
     """A backend's SQL for the shared tables, parameters in the order given here."""
 
     upsert_session: str
-    """(id, owner, network, title, created_at, last_active_at, wallet)"""
+    """rows of (id, owner, network, title, created_at, last_active_at, wallet)"""
     upsert_message: str
-    """(session_id, *MESSAGE_COLUMNS); a row only while its session is stored"""
+    """rows of (session_id, *MESSAGE_COLUMNS); a row only while its session is stored"""
     upsert_wallet_tx: str
-    """(session_id, *WALLET_TX_COLUMNS, status, resolved_at); likewise"""
+    """rows of (session_id, *WALLET_TX_COLUMNS, status, resolved_at); likewise"""
     select_session: str
     """(id) -> network, title, created_at, last_active_at, wallet"""
     select_messages_before: str
@@ -95,7 +95,7 @@ class Statements:
 
 _UPSERT_SESSION = """
 INSERT INTO sessions (id, owner, network, title, created_at, last_active_at, wallet)
-VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})
+{rows}
 ON CONFLICT (id) DO UPDATE SET
     network = excluded.network,
     title = excluded.title,
@@ -137,12 +137,19 @@ ON CONFLICT (session_id, id) DO UPDATE SET
 
 
 def statements(
-    *, param: str, insertion_order: str, message_rows: str, wallet_tx_rows: str
+    *,
+    param: str,
+    insertion_order: str,
+    session_rows: str,
+    message_rows: str,
+    wallet_tx_rows: str,
 ) -> Statements:
     """A backend's statements, in its placeholder style.
 
-    `message_rows` and `wallet_tx_rows` are the backend's SELECT of one parameter row
-    that yields it only while its session is stored: a late save for a session just
+    `session_rows`, `message_rows` and `wallet_tx_rows` are where the upserts' rows come
+    from: the parameters of one row (Postgres), or a whole batch's rows in one JSON
+    parameter (SQLite). Messages and transactions come only while their session is
+    stored: a late save for a session just
     deleted then neither resurrects it nor fails the whole batch (and with it other
     users' writes) on the foreign key. `insertion_order` is the column that orders rows
     as they were inserted (SQLite's `rowid`, an identity column in Postgres), the
@@ -150,7 +157,7 @@ def statements(
     """
     p = param
     return Statements(
-        upsert_session=_UPSERT_SESSION.format(p=p),
+        upsert_session=_UPSERT_SESSION.format(rows=session_rows),
         upsert_message=_UPSERT_MESSAGE.format(rows=message_rows),
         upsert_wallet_tx=_UPSERT_WALLET_TX.format(rows=wallet_tx_rows),
         select_session=(
@@ -221,6 +228,19 @@ class SqlStore(ABC):
         """One autocommitted DELETE (the foreign keys cascade); how many sessions it hit."""
 
     # ---- queued writes -------------------------------------------------------------------
+
+    def _grouped(self, writes: list[Write]) -> list[tuple[str, list[Params]]]:
+        """A batch as one group of rows per statement, the sessions' rows first.
+
+        Order within a batch matters only there: a message or transaction row is written
+        only while its session's row exists. Each row appears once in a batch (the writer
+        keeps its newest save), so nothing else depends on order, and a batch of a
+        thousand interleaved saves costs three statements, not hundreds.
+        """
+        groups: dict[str, list[Params]] = {self.statements.upsert_session: []}
+        for sql, params in writes:
+            groups.setdefault(sql, []).append(params)
+        return [(sql, rows) for sql, rows in groups.items() if rows]
 
     @property
     def available(self) -> bool:
