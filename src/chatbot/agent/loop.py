@@ -1,12 +1,12 @@
 """The turn loop: the model's requests and the tool calls they ask for, without an agent graph.
 
-Measured (bench/turncost.py: scripted model, a one-word reply, 480 sessions): a turn cost
-4.1 ms of CPU through pydantic-ai's `Agent.iter`, whose graph alone set up about 1.9 ms per
-run (anyio task groups, capabilities, context managers, dataclass copies) against 0.05 ms
-for the model's own `request_stream`; through this loop it costs 0.8 ms. So the loop does
-what that graph did for this app's agent, on the library's public pieces (models, messages,
-toolsets), and tests/test_loop.py runs the same turns through a real `Agent` and checks
-that the model receives the very same requests.
+Measured with bench/turncost.py (scripted model, a one-word reply, 480 sessions, the null
+store): a turn cost 3.9 ms of CPU through pydantic-ai's `Agent.iter`, whose graph alone set
+up about 1.9 ms per run (anyio task groups, capabilities, context managers, dataclass
+copies) against 0.05 ms for the model's own `request_stream`; through this loop a turn
+costs 0.2 ms. So the loop does what that graph did for this app's agent, on the library's
+models, messages and toolsets, and tests/test_loop.py runs the same turns through a real
+`Agent` and checks that the model receives the very same requests.
 
 Each request, as the graph sent it: the history trimmed to the context window, made
 provider-valid (`repair_messages`) and prepared by the model (`Model.prepare_messages`);
@@ -41,6 +41,7 @@ from pydantic_ai import RunContext
 from pydantic_ai._output import build_retried_tool_return
 from pydantic_ai.exceptions import (
     ContentFilterError,
+    IncompleteToolCall,
     ModelRetry,
     OutputTokenLimitExceeded,
     ToolFailed,
@@ -107,7 +108,8 @@ async def read_stream(
 
 @dataclass(frozen=True, slots=True)
 class _Tool:
-    """A tool and the toolset (of the agent's own) that calls it."""
+    """A tool and the agent's toolset that offers it, which makes the call: a wrapper
+    (the MCP pool's `PooledServer`) fills in arguments before the server sees them."""
 
     toolset: AbstractToolset[TurnDeps]
     tool: ToolsetTool[TurnDeps]
@@ -313,13 +315,14 @@ def _check_complete(response: ModelResponse) -> None:
         try:
             last.args_as_dict(raise_if_invalid=True)
         except Exception:
-            raise OutputTokenLimitExceeded(
+            raise IncompleteToolCall(
                 "Model token limit exceeded while generating a tool call, resulting in "
                 "incomplete arguments."
             ) from None
 
 
 async def _answered(part: ToolReturnPart) -> tuple[ToolReturnPart, Content]:
+    """A call already answered (by a retry), settled in turn with the others."""
     return part, None
 
 
