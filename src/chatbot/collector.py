@@ -1,7 +1,8 @@
 """Garbage-collector settings for a process that holds many running turns.
 
-A running agent turn keeps about 700 GC-tracked objects (pydantic-ai's graph:
-coroutines, closures, cells). CPython's automatic full collection rescans all of them
+A running agent turn kept about 700 GC-tracked objects on pydantic-ai's graph
+(coroutines, closures, cells; about 120 on the turn loop that replaced it, which these
+settings predate). CPython's automatic full collection rescans all of them
 whenever the old generation grows by a quarter; with a thousand turns running, that
 paused every stream for 300-450 ms every few seconds (docs/BENCHMARKS.md). So objects that
 live as long as the process are frozen out of collection, the young generations are

@@ -1,10 +1,10 @@
-"""The turn loop: pydantic-ai's agent graph, its stream events mapped onto the session.
+"""The agent: its turn loop run for one session at a time, its stream events mapped onto
+the session, and the titles of conversations.
 
-One `Agent` per process. Each turn runs it with that session's history and context
-(network); text deltas stream into an agent message as the model sends them (through
-`LiveModel`), tool calls become their own messages. Cancelling the turn's task unwinds
-the model's stream context manager, which closes the upstream HTTP response (or stops
-the local generation).
+One `TurnLoop` per process. Each turn runs it with that session's history and context
+(network, wallet); text deltas stream into an agent message as the model sends them, tool
+calls become their own messages. Cancelling the turn's task unwinds the model's stream
+context manager, which closes the upstream HTTP response (or stops the local generation).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic_ai import Agent, RunContext
-from pydantic_ai.capabilities import ProcessHistory
+from pydantic_ai import Agent
 from pydantic_ai.exceptions import (
     AgentRunError,
     ModelAPIError,
@@ -35,11 +34,10 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.toolsets import AbstractToolset
-from pydantic_ai.usage import UsageLimits
 
 from chatbot.agent.deps import TurnDeps
 from chatbot.agent.history import context_trimmer, to_model_messages
-from chatbot.agent.live import LiveModel
+from chatbot.agent.loop import TurnLoop
 from chatbot.agent.prompts import SYSTEM_PROMPT, TITLE_PROMPT, session_context
 from chatbot.agent.providers import ModelBackend
 from chatbot.config import ProviderName, Settings
@@ -75,14 +73,13 @@ class AgentRuntime:
             - len(SYSTEM_PROMPT) // 4
             - 200  # the session context line and tool definitions
         )
-        self.agent: Agent[TurnDeps, str] = Agent(
-            deps_type=TurnDeps,
-            instructions=SYSTEM_PROMPT,
-            capabilities=[ProcessHistory(context_trimmer(max(budget, 256)))],
-            toolsets=list(toolsets),
-            model_settings=ModelSettings(max_tokens=settings.llm_max_output_tokens),
+        self.loop = TurnLoop(
+            SYSTEM_PROMPT,
+            toolsets,
+            ModelSettings(max_tokens=settings.llm_max_output_tokens),
+            context_trimmer(max(budget, 256)),
+            settings.max_tool_rounds,
         )
-        self.agent.instructions(self._session_context)
         # Titles from the remote models only: the scripted and local ones would only
         # echo or ramble, and their conversations keep their first words.
         remote = backend.name in (ProviderName.ANTHROPIC, ProviderName.OPENAI)
@@ -92,12 +89,12 @@ class AgentRuntime:
             else None
         )
 
-    def _session_context(self, ctx: RunContext[TurnDeps]) -> str:
-        account = ctx.deps.session.account
+    def _session_context(self, transcript: Transcript, chain_id: int) -> str:
+        account = transcript.account
         return session_context(
-            ctx.deps.network,
-            ctx.deps.chain_id,
-            self.settings.networks[ctx.deps.network].currency,
+            transcript.network,
+            chain_id,
+            self.settings.networks[transcript.network].currency,
             account.address if account else None,
             account.chain_id if account else None,
         )
@@ -143,26 +140,17 @@ class AgentRuntime:
         await self._wait_for_tools(transcript)
         model = self.backend.model
         assert model is not None, "check_available() guards turns without a model"
-        network = self.settings.networks[transcript.network]
-        deps = TurnDeps(transcript, transcript.network, network.chain_id)
+        chain_id = self.settings.networks[transcript.network].chain_id
         turn = _TurnWriter(transcript)
-        limits = UsageLimits(request_limit=self.settings.max_tool_rounds + 1)
         try:
-            async with self.agent.iter(
-                message_history=to_model_messages(transcript.messages),
-                deps=deps,
-                model=LiveModel(model, turn.apply),
-                usage_limits=limits,
-            ) as run:
-                async for node in run:
-                    # Model text arrives through LiveModel; only tool runs are streamed here.
-                    if Agent.is_call_tools_node(node):
-                        async with node.stream(run.ctx) as events:
-                            async for event in events:
-                                turn.apply(event)
-                        # A worker taking over after a crash starts from here: no finished
-                        # tool call (and no proposed transaction) is ever made twice.
-                        await transcript.checkpoint()
+            await self.loop.run(
+                model,
+                to_model_messages(transcript.messages),
+                TurnDeps(transcript, transcript.network, chain_id),
+                self._session_context(transcript, chain_id),
+                turn.apply,
+                transcript.checkpoint,
+            )
         except UsageLimitExceeded:
             turn.close(MessageStatus.COMPLETE)
             transcript.add_system_message(

@@ -41,7 +41,7 @@ from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.function import DeltaToolCall
 from pydantic_ai.settings import ModelSettings
 
-from chatbot.agent.live import read_stream
+from chatbot.agent.loop import read_stream
 
 MODEL_NAME = "scripted"
 BURST = 32
