@@ -1,6 +1,6 @@
 """The turn loop: the model's requests and the tool calls they ask for, without an agent graph.
 
-Measured with bench/turncost.py (scripted model, a one-word reply, 480 sessions, the null
+Measured with bench/costs.py (scripted model, a one-word reply, 1,000 sessions, the null
 store): a turn cost 3.9 ms of CPU through pydantic-ai's `Agent.iter`, whose graph alone set
 up about 1.9 ms per run (anyio task groups, capabilities, context managers, dataclass
 copies) against 0.05 ms for the model's own `request_stream`; through this loop a turn
