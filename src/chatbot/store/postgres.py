@@ -9,6 +9,7 @@ the writer keep its writes and retry; reads answer `StoreUnavailable` meanwhile.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -199,14 +200,19 @@ class PostgresStore(SqlStore):
     # ---- writes, reads and deletes ---------------------------------------------------------
 
     async def _commit(self, writes: list[Write]) -> None:
-        """Run the writes in one transaction, one `executemany` per statement."""
+        """A batch in one transaction, one `executemany` per statement."""
+        await self._transact([(sql, row) for sql, rows in self._grouped(writes) for row in rows])
+
+    async def _transact(self, writes: list[Write]) -> None:
+        """Run the writes in order, in one transaction; runs of one statement go together."""
         ignored = 0
         async with (
             self._connection() as connection,
             connection.transaction(),
             connection.cursor() as cursor,
         ):
-            for sql, rows in self._grouped(writes):
+            for sql, run in itertools.groupby(writes, key=lambda write: write[0]):
+                rows = [params for _, params in run]
                 await cursor.executemany(sql, rows)
                 ignored += len(rows) - max(cursor.rowcount, 0)
         if ignored > 0:

@@ -221,7 +221,11 @@ class SqlStore(ABC):
 
     @abstractmethod
     async def _commit(self, writes: list[Write]) -> None:
-        """Run the writes in order, in one transaction."""
+        """Commit one of the writer's batches (upserts only, see `_grouped`)."""
+
+    @abstractmethod
+    async def _transact(self, writes: list[Write]) -> None:
+        """Run any statements in order, in one transaction."""
 
     @abstractmethod
     async def _delete(self, sql: str, params: Params) -> int:
@@ -418,7 +422,7 @@ class SqlStore(ABC):
                 (sql.delete_session, (old,)),
             ]
         if writes:
-            await self._commit(writes)
+            await self._transact(writes)
         return [old for old, _ in moves]
 
     async def wallet_txs(self, session_id: str) -> list[tuple[WalletTx, WalletStatus | None]]:

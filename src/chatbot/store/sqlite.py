@@ -253,7 +253,7 @@ class SqliteStore(SqlStore):
     # ---- writes, reads and deletes ---------------------------------------------------------
 
     async def _commit(self, writes: list[Write]) -> None:
-        """Run the writes in one transaction, one statement per kind of row, in one call.
+        """A batch in one transaction, one statement per kind of row, in one call.
 
         Each call to aiosqlite is a hop to its thread and back through the event loop;
         with the loop busy (1,000 replies streaming) a hop took 20-90 ms, and BEGIN,
@@ -261,26 +261,34 @@ class SqliteStore(SqlStore):
         flush for up to ~600 ms. `executescript` is one hop; it takes no parameters, so
         each batch goes in as a quoted SQL string literal of its JSON.
         """
-        db = self._connection()
         script = [
             sql.replace(_BATCH, f"json_each({_literal(orjson.dumps(rows).decode())})")
             for sql, rows in self._grouped(writes)
         ]
-        async with self._lock:
+        db = self._connection()
+        async with self._lock, _transient_errors():
+            before = db.total_changes
             try:
-                before = db.total_changes
-                try:
-                    await db.executescript(";\n".join(["BEGIN IMMEDIATE", *script, "COMMIT"]))
-                    ignored = len(writes) - (db.total_changes - before)
-                except BaseException:
-                    await _rollback(db)
-                    raise
-            except sqlite3.Error as exc:
-                if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _TRANSIENT_CODES:
-                    raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                await db.executescript(";\n".join(["BEGIN IMMEDIATE", *script, "COMMIT"]))
+            except BaseException:
+                await _rollback(db)
                 raise
+            ignored = len(writes) - (db.total_changes - before)
         if ignored > 0:
             logger.info("Ignored %d writes for sessions that are no longer stored", ignored)
+
+    async def _transact(self, writes: list[Write]) -> None:
+        """Run the writes in order, in one transaction (a hop per statement: rare work)."""
+        db = self._connection()
+        async with self._lock, _transient_errors():
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in writes:
+                    await db.execute(sql, params)
+                await db.execute("COMMIT")
+            except BaseException:
+                await _rollback(db)
+                raise
 
     def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -332,6 +340,17 @@ async def _configure(db: aiosqlite.Connection, *, wal: bool) -> None:
         logger.warning("SQLite kept journal mode %s instead of WAL", mode[0][0])
     await db.execute("PRAGMA synchronous = NORMAL")
     await db.execute("PRAGMA foreign_keys = ON")
+
+
+@contextlib.asynccontextmanager
+async def _transient_errors() -> AsyncIterator[None]:
+    """SQLite's errors for a database away for now (busy, locked, I/O) as `StoreUnavailable`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _TRANSIENT_CODES:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        raise
 
 
 async def _rollback(db: aiosqlite.Connection) -> None:
