@@ -9,6 +9,7 @@ would, and the rate and server CPU are read over the window in which all S strea
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import tempfile
 import time
@@ -72,7 +73,10 @@ async def send_chats(target: Target, ids: list[str], ramp: float, answered: Late
 
     async def send(connection: Connection, mine: list[tuple[int, str]]) -> None:
         for index, sid in mine:
-            delay = start + ramp * index / len(ids) - loop.time()
+            # Anywhere within its slot (seeded: every run, every server alike): evenly
+            # spaced chats would start replies in lockstep, their tokens all due at once.
+            delay = start + ramp * (index + random.Random(index).random()) / len(ids)
+            delay -= loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             began = loop.time()
