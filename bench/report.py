@@ -276,7 +276,8 @@ def _fanout(data: dict[str, Any], plots: Path, base: Path) -> str:
     lines = [
         "## Fan-out",
         "S sessions each stream a reply at T tokens/s; replies start spread over "
-        "S/100 seconds (a pydantic-ai turn start costs ~3 ms of CPU) and the window is "
+        "S/100 seconds (each chat at a seeded random moment of its slot, as the first "
+        "runs' turns cost ~4 ms of CPU to start) and the window is "
         "from when all S stream to when the first ends. Latency: from the provider's "
         "emit to the client's receipt, in that window. *(sat.)*: the server never had all "
         "S streaming at once (it fell behind the ramp), so the figures are over the whole "

@@ -44,10 +44,19 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+NOT_BLANK = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+"""A character Python's `str.strip` keeps (the server's test of an empty message), as an
+ECMA-262 class: its `\\S` differs on U+001C-U+001F, U+0085 and U+FEFF."""
+
+
 def tailor(document: dict[str, Any], settings: Settings) -> None:
     """Add the settings' limits and networks, the command rules and the auth schemes."""
     schemas = document["components"]["schemas"]
-    message = {"minLength": 1, "maxLength": settings.max_message_length, "pattern": r"\S"}
+    message = {
+        "minLength": 1,
+        "maxLength": settings.max_message_length,
+        "pattern": NOT_BLANK,
+    }
     for name in ("ChatRequest", "SystemRequest"):
         schemas[name]["properties"]["message"].update(message)
     networks = list(settings.networks)
