@@ -40,16 +40,20 @@ class Sessions(Protocol):
         """Which of these sessions run a turn now."""
 
 
-async def _chat(session: Session, args: Args) -> Answer:
+def _adopt_signer(session: Session, args: Args) -> None:
+    """A message signed in with Ethereum brings its address, the wallet until one is reported."""
     if args.get("signer"):
         session.adopt_signer(args["signer"])
+
+
+async def _chat(session: Session, args: Args) -> Answer:
+    _adopt_signer(session, args)
     await session.submit_chat(args["text"])
     return session.state()
 
 
 async def _system(session: Session, args: Args) -> Answer:
-    if args.get("signer"):
-        session.adopt_signer(args["signer"])
+    _adopt_signer(session, args)
     session.submit_system(args["text"])
     return session.state()
 

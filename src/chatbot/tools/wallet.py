@@ -25,7 +25,12 @@ from chatbot.errors import WalletTxPending
 from chatbot.model import Simulation, TokenCall, WalletAccount, redact
 from chatbot.tools.evm import abi
 from chatbot.tools.evm.calldata import COMMON_FUNCTIONS, decode_call
-from chatbot.tools.evm.rpc import Endpoint, RpcClient, RpcError, RpcUnavailableError
+from chatbot.tools.evm.rpc import (
+    RpcClient,
+    RpcError,
+    RpcUnavailableError,
+    endpoints,
+)
 from chatbot.tools.evm.simulate import simulate
 from chatbot.tools.evm.values import format_units, hex_bytes
 
@@ -44,10 +49,7 @@ class Preflight:
     how it fares when tried, and what it does to an ERC-20 token, in the token's units."""
 
     def __init__(self, networks: Mapping[str, Network], rpc: RpcClient) -> None:
-        self.endpoints = {
-            name: Endpoint(name=name, chain_id=network.chain_id, rpc_url=network.rpc_url)
-            for name, network in networks.items()
-        }
+        self.endpoints = endpoints(networks)
         self.rpc = rpc
 
     async def simulate(

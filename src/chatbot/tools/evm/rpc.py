@@ -7,12 +7,15 @@ process; a call names its endpoint, so nothing here remembers a "current" networ
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
+
+from chatbot.config import Network
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
@@ -35,6 +38,14 @@ class Endpoint:
         host = parts.hostname or "?"
         port = f":{parts.port}" if parts.port else ""
         return f"network {self.name!r} (chain {self.chain_id}, {parts.scheme}://{host}{port})"
+
+
+def endpoints(networks: Mapping[str, Network]) -> dict[str, Endpoint]:
+    """The configured networks as endpoints, by name."""
+    return {
+        name: Endpoint(name=name, chain_id=network.chain_id, rpc_url=network.rpc_url)
+        for name, network in networks.items()
+    }
 
 
 class RpcUnavailableError(Exception):

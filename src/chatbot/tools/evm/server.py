@@ -25,7 +25,13 @@ from pydantic import Field
 from chatbot.config import Network
 from chatbot.model import iso_utc
 from chatbot.tools.evm import abi, ens, results
-from chatbot.tools.evm.rpc import Endpoint, RpcClient, RpcError, RpcUnavailableError
+from chatbot.tools.evm.rpc import (
+    Endpoint,
+    RpcClient,
+    RpcError,
+    RpcUnavailableError,
+    endpoints,
+)
 from chatbot.tools.evm.simulate import fee_per_gas, simulate
 from chatbot.tools.evm.values import (
     WEI_PER_ETH_DECIMALS,
@@ -119,10 +125,7 @@ class EvmTools:
 
     def __init__(self, networks: Mapping[str, Network], rpc: RpcClient) -> None:
         self.networks = dict(networks)
-        self.endpoints = {
-            name: Endpoint(name=name, chain_id=network.chain_id, rpc_url=network.rpc_url)
-            for name, network in networks.items()
-        }
+        self.endpoints = endpoints(networks)
         self.rpc = rpc
 
     def endpoint(self, network: str) -> Endpoint:
