@@ -299,16 +299,20 @@ def conversation(*, last: str = "Send 1 wei to Vitalik, please.") -> list[Messag
 
 
 def other_tools() -> FunctionToolset[TurnDeps]:
-    """A tool that fails, and one that returns content for the model besides its value."""
+    """A tool that fails, and one that returns content for the model besides its value.
+
+    Both are coroutines: plain functions would run in threads and finish in any order, and
+    the two ways of running a turn would then log their results in different orders.
+    """
     toolset: FunctionToolset[TurnDeps] = FunctionToolset()
 
     @toolset.tool_plain
-    def broken(reason: str) -> str:
+    async def broken(reason: str) -> str:
         """Always fails."""
         raise ToolFailed(f"broken: {reason}")
 
     @toolset.tool_plain
-    def chart(symbol: str) -> ToolReturn[str]:
+    async def chart(symbol: str) -> ToolReturn[str]:
         """A price chart."""
         return ToolReturn(return_value=f"{symbol} chart", content=f"The {symbol} chart, drawn.")
 
