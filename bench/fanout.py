@@ -169,12 +169,23 @@ async def fanout_point(flavor: Flavor, sessions: int, tps: float, seconds: float
 
 
 def _pauses(path: Path, start: float, end: float) -> dict[str, Any]:
-    """The event loop's pauses (bench/lagprobe.py) within the steady window."""
-    within = [ms for at, ms in orjson.loads(path.read_bytes()) if start <= at <= end]
+    """The event loop's pauses and the garbage collections (bench/lagprobe.py) within the
+    steady window."""
+    found = orjson.loads(path.read_bytes())
+    within = [ms for at, ms in found["pauses"] if start <= at <= end]
+    collections = [(gen, ms) for at, gen, ms in found["collections"] if start <= at <= end]
     return {
         "loop_max_pause_ms": max(within, default=0.0),
         "loop_pauses_over_10ms": sum(ms > 10 for ms in within),
         "loop_pauses_over_2ms": len(within),
+        "gc": {
+            str(generation): {
+                "count": len(times := [ms for gen, ms in collections if gen == generation]),
+                "total_ms": sum(times),
+                "max_ms": max(times, default=0.0),
+            }
+            for generation in (0, 1, 2)
+        },
     }
 
 

@@ -4,13 +4,16 @@ A measuring instrument, not a product feature (a thousand wake-ups a second cost
 per cent of a core, so the fan-out sweep runs without it and one extra point with it).
 The ticker sleeps 1 ms again and again; whenever it wakes more than `RECORDED_MS` late,
 the loop was busy that long with something else, and the pause is kept with its wall
-time. At shutdown the pauses go to the JSON file LAG_PROBE_OUT names, as
-`[[unix_time, pause_ms], …]`, for the scenario to cut to its window.
+time. Every garbage collection is timed too (`gc.callbacks`), so a pause can be told
+apart from the collector's. At shutdown both go to the JSON file LAG_PROBE_OUT names, as
+`{"pauses": [[unix_time, pause_ms], …], "collections": [[unix_time, generation, ms], …]}`,
+for the scenario to cut to its window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import time
@@ -37,6 +40,21 @@ async def _tick(pauses: list[tuple[float, float]]) -> None:
             pauses.append((time.time(), late_ms))
 
 
+class _Collections:
+    """Times every garbage collection, with its generation."""
+
+    def __init__(self) -> None:
+        self.timed: list[tuple[float, int, float]] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            ms = (time.perf_counter() - self._started) * 1000
+            self.timed.append((time.time(), info["generation"], ms))
+
+
 def probed(create_app: Callable[..., FastAPI]) -> Callable[..., FastAPI]:
     """`create_app`, with the ticker running for the app's whole life."""
 
@@ -47,14 +65,18 @@ def probed(create_app: Callable[..., FastAPI]) -> Callable[..., FastAPI]:
         @asynccontextmanager
         async def lifespan(served: FastAPI) -> AsyncIterator[Any]:
             pauses: list[tuple[float, float]] = []
+            collections = _Collections()
+            gc.callbacks.append(collections)
             ticker = asyncio.create_task(_tick(pauses))
             try:
                 async with inner(served) as state:
                     yield state
             finally:
                 ticker.cancel()
+                gc.callbacks.remove(collections)
                 out = Path(os.environ["LAG_PROBE_OUT"])
-                await asyncio.to_thread(out.write_bytes, orjson.dumps(pauses))
+                found = {"pauses": pauses, "collections": collections.timed}
+                await asyncio.to_thread(out.write_bytes, orjson.dumps(found))
 
         app.router.lifespan_context = lifespan
         return app

@@ -186,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     }
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CORSMiddleware, **cors)
-    app.add_middleware(stream.StreamRoutes, cors=cors)  # added last: the outermost
+    stream.serve_streams_first(app, cors)
     app.include_router(auth.router)
     app.include_router(legacy.router)
     app.include_router(sessions.router)

@@ -2,7 +2,9 @@
 
 Frames are pre-serialized `bytes` shared by every subscriber (see sessions/events.py);
 this module only moves them to the socket: no pydantic model per event and no
-per-connection timer (the registry's one keep-alive walk covers every stream).
+per-connection timer (the registry's one keep-alive walk covers every stream). Under
+uvicorn's httptools server a frame is written to the socket as it is published, with no
+task woken for it (`direct_writer`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from chatbot.api.errors import chatbot_error_response
 from chatbot.api.params import (
@@ -26,7 +29,7 @@ from chatbot.api.params import (
 )
 from chatbot.api.schemas import EVENT_TYPES, errors_doc, sse_doc
 from chatbot.errors import ChatbotError, InvalidLastEventId
-from chatbot.sessions.events import StreamKind, Subscriber
+from chatbot.sessions.events import Sink, StreamKind, Subscriber
 from chatbot.sessions.manager import SessionManager
 
 router = APIRouter(tags=["streams"])
@@ -54,6 +57,7 @@ class EventStream(Response):
         watcher.add_done_callback(lambda _: subscriber.abort())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            subscriber.sink = direct_writer(scope.get(SERVER_SEND, send))
             while (chunk := await subscriber.next_batch()) is not None:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 subscriber.last_write = time.monotonic()
@@ -62,8 +66,34 @@ class EventStream(Response):
         except OSError:
             pass  # the client went away mid-write; uvicorn reports it this way
         finally:
+            subscriber.sink = None
             watcher.cancel()
             self.manager.close_stream(subscriber)
+
+
+def direct_writer(send: Send) -> Sink | None:
+    """A synchronous writer of body chunks to the socket behind uvicorn's httptools `send`.
+
+    Written through `send`, every frame woke the stream's task and ran uvicorn's
+    coroutine: about a third of a token's delivery cost (docs/BENCHMARKS.md). This
+    writes the same chunked encoding to the same transport, and declines (the frame is
+    then queued for `send`) whenever `send` would not write at once: while the socket's
+    buffer is full, or once the response is over. None for any other server or response;
+    tests/test_stream_writer.py fails if a uvicorn upgrade takes this path away.
+    """
+    cycle = getattr(send, "__self__", None)
+    if not isinstance(cycle, RequestResponseCycle) or cycle.chunked_encoding is not True:
+        return None
+    flow, transport = cycle.flow, cycle.transport
+    write = transport.write
+
+    def write_chunk(frame: bytes) -> bool:
+        if flow.write_paused or cycle.response_complete or transport.is_closing():
+            return False
+        write(b"%x\r\n%s\r\n" % (len(frame), frame))
+        return True
+
+    return write_chunk
 
 
 async def _until_disconnect(receive: Receive) -> None:
@@ -152,7 +182,18 @@ async def legacy_stream(request: Request, session_id: str | None = QUERY_SESSION
 
 
 LEGACY_PATH = "/api/chat/stream"
+SERVER_SEND = "chatbot.server_send"
+"""Where a stream's scope keeps the server's own `send`, unwrapped."""
 EVENTS_PREFIX, EVENTS_SUFFIX = "/api/sessions/", "/events"
+
+
+def serve_streams_first(app: FastAPI, cors: dict[str, Any]) -> None:
+    """Answer the two stream paths ahead of the whole middleware stack, FastAPI's own too.
+
+    Outermost, a stream's `send` is the server's own, which `direct_writer` needs.
+    """
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: StreamRoutes(build(), cors)  # type: ignore[method-assign]
 
 
 class StreamRoutes:
@@ -171,6 +212,7 @@ class StreamRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and _is_stream(scope["path"]):
+            scope[SERVER_SEND] = send  # CORS wraps `send` for cross-origin requests
             await self.streams(scope, receive, send)
         else:
             await self.app(scope, receive, send)

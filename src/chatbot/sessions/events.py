@@ -18,6 +18,9 @@ import orjson
 
 KEEPALIVE_FRAME = b": keep-alive\n\n"
 
+Sink = Callable[[bytes], bool]
+"""Writes a frame to the socket at once, or returns False when it cannot right now."""
+
 
 def event_frame(seq: int, event_type: str, data: Any) -> bytes:
     """The SSE frame of one typed event; `id:` is its sequence number."""
@@ -97,6 +100,10 @@ class Subscriber:
     A typed-events subscriber that falls `limit` frames behind is not allowed to slow
     anyone down: its backlog is dropped and it is sent a fresh snapshot instead. A legacy
     subscriber only ever holds the newest full state, so it is bounded by construction.
+
+    With a `sink`, a frame that finds the writer idle and nothing queued goes straight
+    to the socket: no wake-up, no task step. Anything else (a full socket buffer, a
+    batch being written, a resync) queues, and the writer drains it in order.
     """
 
     __slots__ = (
@@ -112,6 +119,7 @@ class Subscriber:
         "owner",
         "resync",
         "session_id",
+        "sink",
         "snapshot",
     )
 
@@ -130,6 +138,7 @@ class Subscriber:
         self.resync = False
         self.aborted = False
         self.last_write = time.monotonic()
+        self.sink: Sink | None = None
         self._frames: deque[bytes] = deque()
         self._state: bytes | None = None
         self._keepalive = False
@@ -137,8 +146,8 @@ class Subscriber:
         self._waiter: asyncio.Future[None] | None = None
 
     def push(self, frame: bytes) -> None:
-        """Queue one event frame, or switch to a resync when the queue is full."""
-        if self._closing:
+        """Write one event frame, or queue it, or switch to a resync when the queue is full."""
+        if self._closing or self._direct(frame):
             return
         if len(self._frames) >= self.limit:
             self._frames.clear()
@@ -154,7 +163,7 @@ class Subscriber:
 
     def push_state(self, frame: bytes) -> None:
         """Replace the pending full-state frame (legacy streams coalesce this way)."""
-        if not self._closing:
+        if not (self._closing or self._direct(frame)):
             self._state = frame
             self._wake()
 
@@ -165,9 +174,10 @@ class Subscriber:
         self._wake()
 
     def keepalive(self) -> None:
-        """Ask for a keep-alive comment on the next write."""
-        self._keepalive = True
-        self._wake()
+        """Send a keep-alive comment now, or with the next write."""
+        if not self._direct(KEEPALIVE_FRAME):
+            self._keepalive = True
+            self._wake()
 
     def close(self) -> None:
         """End the stream once everything already queued has been written."""
@@ -205,6 +215,15 @@ class Subscriber:
             finally:
                 self._waiter = None
         return None
+
+    def _direct(self, frame: bytes) -> bool:
+        waiter = self._waiter  # set and pending: the writer is parked with nothing queued
+        if self.sink is None or waiter is None or waiter.done() or self._closing:
+            return False
+        if self._frames or self._state is not None or self.resync or not self.sink(frame):
+            return False
+        self.last_write = time.monotonic()
+        return True
 
     def _wake(self) -> None:
         waiter = self._waiter
