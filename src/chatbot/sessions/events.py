@@ -52,19 +52,25 @@ class EventLog(Protocol):
 
 
 class MemoryEventLog:
-    """The in-process `EventLog`: a counter plus a ring buffer of recent frames."""
+    """The in-process `EventLog`: a counter plus a ring buffer of recent frames.
+
+    The buffer holds the frames alone, the newest numbered `seq` and each one before it
+    one less: a `(seq, frame)` pair per event was the one container a streamed token
+    left for the garbage collector to track, and at 20,000 tokens/s those pairs set off
+    most young collections (docs/BENCHMARKS.md).
+    """
 
     __slots__ = ("_frames", "seq")
 
     def __init__(self, capacity: int, seq: int = 0) -> None:
         self.seq = seq
-        self._frames: deque[tuple[int, bytes]] = deque(maxlen=capacity)
+        self._frames: deque[bytes] = deque(maxlen=capacity)
 
     def append(self, event_type: str, data: Any) -> tuple[int, bytes]:
         """Number and serialize an event, keep it for replay, and return its frame."""
         frame = event_frame(self.seq + 1, event_type, data)  # may raise: number only after
         self.seq += 1
-        self._frames.append((self.seq, frame))
+        self._frames.append(frame)
         return self.seq, frame
 
     def add(self, seq: int, frame: bytes) -> None:
@@ -72,19 +78,16 @@ class MemoryEventLog:
         if seq != self.seq + 1:
             self._frames.clear()  # a jump (a resync): older frames no longer lead up to it
         self.seq = seq
-        self._frames.append((seq, frame))
+        self._frames.append(frame)
 
     def since(self, last_seq: int) -> list[bytes] | None:
         """Frames after `last_seq`, or None when they are no longer all in the buffer."""
         if last_seq > self.seq or last_seq < 0:
             return None
-        if last_seq == self.seq:
-            return []
-        oldest = self._frames[0][0] if self._frames else self.seq + 1
-        if last_seq + 1 < oldest:
+        wanted = self.seq - last_seq
+        if wanted > len(self._frames):
             return None
-        skip = last_seq + 1 - oldest
-        return [frame for _, frame in list(self._frames)[skip:]]
+        return list(self._frames)[len(self._frames) - wanted :]
 
 
 class StreamKind(StrEnum):
