@@ -110,14 +110,58 @@ def _by(
 def _plot(
     axes: Any, series: dict[str, list[dict[str, Any]]], x: str, y: Callable[[dict[str, Any]], float]
 ) -> None:
-    """One line per labelled series that has points."""
+    """One line per labelled series that has points, drawn in the order of `x`."""
     for label, points in series.items():
         if points:
+            points = sorted(points, key=lambda p: p[x])
             axes.plot([p[x] for p in points], [y(p) for p in points], marker="o", label=label)
+
+
+def _cpu_figure(path: Path, series: dict[str, list[dict[str, Any]]], title: str) -> None:
+    """Server CPU against tokens delivered, one line per fan-out series."""
+
+    def draw(axes: Any) -> None:
+        _plot(axes, series, "tokens_per_s", lambda p: p["cpu"] * 100)
+        axes.set_xlabel("tokens/s delivered")
+        axes.set_ylabel("server CPU, % of one core")
+        axes.set_title(title)
+
+    _figure(path, draw)
+
+
+def _p99_figure(path: Path, series: dict[str, list[dict[str, Any]]], title: str) -> None:
+    """p99 token latency against offered load (both logarithmic), one line per series."""
+
+    def draw(axes: Any) -> None:
+        _plot(axes, series, "offered_per_s", lambda p: p["p99_ms"])
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.axhline(50, color="grey", linestyle=":", linewidth=1)
+        axes.set_xlabel("tokens/s offered (S x T)")
+        axes.set_ylabel("p99 token latency, ms")
+        axes.set_title(title)
+
+    _figure(path, draw)
 
 
 def _link(path: Path, base: Path, alt: str) -> str:
     return f"![{alt}]({path.relative_to(base).as_posix()})"
+
+
+def _best(data: dict[str, Any], server: str) -> dict[str, Any] | None:
+    """The server's fan-out point with the most tokens/s within p99 50 ms, unsaturated."""
+    within = [
+        p
+        for p in data.get("fanout", {}).get("sweep", [])
+        if p["server"] == server and p["p99_ms"] <= 50 and not p.get("saturated")
+    ]
+    return max(within, key=lambda p: p["tokens_per_s"], default=None)
+
+
+def _largest_idle(data: dict[str, Any]) -> dict[str, Any] | None:
+    """Our idle-streams run with the most streams."""
+    ours = [r for r in data.get("idle", []) if r["server"] == "ours"]
+    return max(ours, key=lambda r: r["streams"], default=None)
 
 
 def _ours(data: dict[str, Any], tps: float, sessions: int) -> dict[str, Any] | None:
@@ -166,9 +210,8 @@ def _targets(data: dict[str, Any]) -> str:
     def add(target: str, measured: str, met: bool | None) -> None:
         rows.append([target, measured, "—" if met is None else ("yes" if met else "**no**")])
 
-    idle = [r for r in data.get("idle", []) if r["server"] == "ours"]
-    if idle:
-        big = max(idle, key=lambda r: r["streams"])
+    big = _largest_idle(data)
+    if big:
         growth, cpu = big["rss_growth_mb"], big["idle_cpu"]
         add(
             f"{big['streams']:,} idle streams: ≤ 20 KiB each, ≤ 1% CPU (keep-alives included)",
@@ -192,13 +235,9 @@ def _targets(data: dict[str, Any]) -> str:
             )
     sweep = [p for p in data.get("fanout", {}).get("sweep", []) if p["server"] == "ours"]
     if sweep:
-        within = [p for p in sweep if p["p99_ms"] <= 50 and not p.get("saturated")]
-        best = max(within, key=lambda p: p["tokens_per_s"]) if within else None
-        ceiling = [p for p in data["fanout"]["sweep"] if p["server"] == "raw_ceiling"]
-        top = max(
-            (p["tokens_per_s"] for p in ceiling if p["p99_ms"] <= 50 and not p.get("saturated")),
-            default=None,
-        )
+        best = _best(data, "ours")
+        ceiling = _best(data, "raw_ceiling")
+        top = ceiling["tokens_per_s"] if ceiling else None
         share = f" ({best['tokens_per_s'] / top:.0%} of the ceiling's best)" if best and top else ""
         add(
             "≥ 50,000 events/s with p99 ≤ 50 ms",
@@ -281,22 +320,6 @@ def _before_after(data: dict[str, Any], plots: Path, base: Path) -> str:
     def point(results: dict[str, Any]) -> dict[str, Any] | None:
         return _ours(results, 20, 1000)
 
-    def best(results: dict[str, Any]) -> str:
-        sweep = results.get("fanout", {}).get("sweep", [])
-        within = [
-            p
-            for p in sweep
-            if p["server"] == "ours" and p["p99_ms"] <= 50 and not p.get("saturated")
-        ]
-        if not within:
-            return "—"
-        top = max(within, key=lambda p: p["tokens_per_s"])
-        return f"{top['tokens_per_s']:,.0f} ({top['sessions']:,} x {top['tps']:g})"
-
-    def idle(results: dict[str, Any]) -> dict[str, Any] | None:
-        ours = [r for r in results.get("idle", []) if r["server"] == "ours"]
-        return max(ours, key=lambda r: r["streams"]) if ours else None
-
     def field(row: dict[str, Any] | None, render: Callable[[dict[str, Any]], str]) -> str:
         return render(row) if row else "—"
 
@@ -323,11 +346,17 @@ def _before_after(data: dict[str, Any], plots: Path, base: Path) -> str:
                 point(r), lambda p: f"{p['chat_p50_ms']:.1f} / {p['chat_p99_ms']:.0f} ms"
             ),
         ),
-        ("most events/s with p99 ≤ 50 ms", best),
+        (
+            "most events/s with p99 ≤ 50 ms",
+            lambda r: field(
+                _best(r, "ours"),
+                lambda p: f"{p['tokens_per_s']:,.0f} ({p['sessions']:,} x {p['tps']:g})",
+            ),
+        ),
         (
             "idle streams: KiB each, CPU",
             lambda r: field(
-                idle(r),
+                _largest_idle(r),
                 lambda i: (
                     f"{i['streams']:,}: {i['rss_per_stream_kib']:.1f} KiB, {i['idle_cpu']:.2%}"
                 ),
@@ -344,30 +373,10 @@ def _before_after(data: dict[str, Any], plots: Path, base: Path) -> str:
             p for p in after["fanout"]["sweep"] if p["server"] == "raw_ceiling"
         ],
     }
-    for name in series:
-        series[name].sort(key=lambda p: p["tokens_per_s"])
-
-    def draw(axes: Any) -> None:
-        _plot(axes, series, "tokens_per_s", lambda p: p["cpu"] * 100)
-        axes.set_xlabel("tokens/s delivered")
-        axes.set_ylabel("server CPU, % of one core")
-        axes.set_title("CPU cost of streaming, before and after issue 15")
-
     path = plots / "before_after_cpu.png"
-    _figure(path, draw)
-    for name in series:
-        series[name].sort(key=lambda p: p["offered_per_s"])
-
-    def draw_p99(axes: Any) -> None:
-        _plot(axes, series, "offered_per_s", lambda p: p["p99_ms"])
-        axes.set_yscale("log")
-        axes.axhline(50, color="grey", linestyle=":", linewidth=1)
-        axes.set_xlabel("tokens/s offered (S x T)")
-        axes.set_ylabel("p99 token latency, ms")
-        axes.set_title("Token latency, before and after issue 15")
-
+    _cpu_figure(path, series, "CPU cost of streaming, before and after issue 15")
     path_p99 = plots / "before_after_p99.png"
-    _figure(path_p99, draw_p99)
+    _p99_figure(path_p99, series, "Token latency, before and after issue 15")
     return "\n\n".join(
         [
             "## Before and after issue 15",
@@ -388,29 +397,21 @@ def _before_after(data: dict[str, Any], plots: Path, base: Path) -> str:
 def _costs(data: dict[str, Any], plots: Path, base: Path) -> str:
     spent = data["costs"]
     turn, token = spent["turn"], spent["token"]
+
+    def row(label: str, work: dict[str, Any], digits: int) -> list[str]:
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in work["breakdown"][:6])
+        return [label, f"{work['cpu_us']:,.{digits}f} µs", shares]
+
     rows = [
-        [
-            "a turn, start to end (one-token reply)",
-            f"{turn['cpu_us']:,.0f} µs",
-            ", ".join(f"{name} {share:.0%}" for name, share in turn["breakdown"][:6]),
-        ],
-        [
-            "a streamed token (model to subscriber outbox)",
-            f"{token['cpu_us']:,.1f} µs",
-            ", ".join(f"{name} {share:.0%}" for name, share in token["breakdown"][:6]),
-        ],
+        row("a turn, start to end (one-token reply)", turn, 0),
+        row("a streamed token (model to subscriber outbox)", token, 1),
     ]
     earlier = data.get("before", {}).get("costs")
     if earlier:
-        for work, label in (("turn", "a turn"), ("token", "a streamed token")):
-            row = earlier[work]
-            rows.append(
-                [
-                    f"*before issue 15:* {label}",
-                    f"{row['cpu_us']:,.1f} µs",
-                    ", ".join(f"{name} {share:.0%}" for name, share in row["breakdown"][:6]),
-                ]
-            )
+        rows += [
+            row("*before issue 15:* a turn", earlier["turn"], 1),
+            row("*before issue 15:* a streamed token", earlier["token"], 1),
+        ]
     return (
         "## Where the CPU goes\n\n"
         f"In-process (bench/costs.py): {turn['count']} turns, and one reply of "
@@ -459,27 +460,11 @@ def _fanout(data: dict[str, Any], plots: Path, base: Path) -> str:
         key=lambda p: p["offered_per_s"],
     )
 
-    def draw(axes: Any) -> None:
-        _plot(axes, series, "offered_per_s", lambda p: p["p99_ms"])
-        axes.set_xscale("log")
-        axes.set_yscale("log")
-        axes.axhline(50, color="grey", linestyle=":", linewidth=1)
-        axes.set_xlabel("tokens/s offered (S x T)")
-        axes.set_ylabel("p99 token latency, ms")
-        axes.set_title("Token latency under fan-out (one server core)")
-
     path = plots / "fanout_p99.png"
-    _figure(path, draw)
+    _p99_figure(path, series, "Token latency under fan-out (one server core)")
     lines.append(_link(path, base, "p99 token latency against offered load"))
-
-    def draw_cpu(axes: Any) -> None:
-        _plot(axes, series, "tokens_per_s", lambda p: p["cpu"] * 100)
-        axes.set_xlabel("tokens/s delivered")
-        axes.set_ylabel("server CPU, % of one core")
-        axes.set_title("CPU cost of streaming")
-
     path = plots / "fanout_cpu.png"
-    _figure(path, draw_cpu)
+    _cpu_figure(path, series, "CPU cost of streaming")
     lines.append(_link(path, base, "server CPU against delivered tokens per second"))
     first = data["fanout"].get("first_token", [])
     if first:
