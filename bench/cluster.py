@@ -46,6 +46,7 @@ from bench.loadgen import Connection, Latencies, Stream, now_us, open_stream, pr
 from bench.pgcluster import cluster_cpu, pin_cluster
 from bench.progress import step
 from bench.target import CLIENT_CORE, HOST, SERVER_CORE, Target, ours_command, ours_env, running
+from chatbot.cluster.outbox import bulk
 from chatbot.cluster.scripts import APPEND
 from tests.postgres import POSTGRES_BIN, Postgres, fresh_database, run_postgres
 from tests.redis import Redis, run_redis
@@ -812,10 +813,6 @@ async def failover(probe: RedisProbe, db: Database, repeat: int, seed: int) -> d
 # ---- Redis alone ---------------------------------------------------------------------------
 
 
-def _bulk(value: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
 class _Replies(asyncio.Protocol):
     """A connection that counts the script's replies (`*0\\r\\n`: no lease lost)."""
 
@@ -859,17 +856,17 @@ class _Batches:
         self.at = 0
         self.head = (
             b"*%d\r\n" % (2 + 1 + 3 * k + 3 + 3 * k)
-            + _bulk(b"EVALSHA")
-            + _bulk(sha)
-            + _bulk(b"%d" % (3 * k))
+            + bulk(b"EVALSHA")
+            + bulk(sha)
+            + bulk(b"%d" % (3 * k))
         )
         self.keys = {
             s: b"".join(
-                _bulk(f"{prefix}{kind}:s{s:06d}".encode()) for kind in ("lease", "events", "live")
+                bulk(f"{prefix}{kind}:s{s:06d}".encode()) for kind in ("lease", "events", "live")
             )
             for s in sessions
         }
-        self.argv = _bulk(token) + _bulk(b"%d" % EVENT_BUFFER) + _bulk(b"%d" % EVENTS_TTL_MS)
+        self.argv = bulk(token) + bulk(b"%d" % EVENT_BUFFER) + bulk(b"%d" % EVENTS_TTL_MS)
         self.stamp = now_us()
 
     def next(self) -> bytes:
@@ -884,7 +881,7 @@ class _Batches:
                 s,
                 self.stamp,
             )
-            parts += (b"$1\r\n1\r\n", _bulk(b"%d" % seq), _bulk(frame))
+            parts += (b"$1\r\n1\r\n", bulk(b"%d-0" % seq), bulk(frame))
         return b"".join(parts)
 
 
@@ -907,7 +904,7 @@ async def redis_ceiling(probe: RedisProbe, k: int, seconds: float) -> dict[str, 
         transport, sink = await loop.create_connection(_Sink, HOST, port_)
         channels = [f"{prefix}live:s{s:06d}".encode() for s in range(half, CEILING_SESSIONS, 4)]
         transport.write(
-            b"*%d\r\n" % (1 + len(channels)) + _bulk(b"SUBSCRIBE") + b"".join(map(_bulk, channels))
+            b"*%d\r\n" % (1 + len(channels)) + bulk(b"SUBSCRIBE") + b"".join(map(bulk, channels))
         )
         sinks.append((transport, sink))
     await asyncio.sleep(0.2)

@@ -2,9 +2,13 @@
 
 `SharedLog.append` stays synchronous (number, serialize, keep, hand to local streams);
 the frame also joins the outbox. The outbox's one task then sends everything queued
-since its last trip as a single pipeline: per session, one fenced script call that adds
-the frames to the session's Redis Stream and publishes them to the workers streaming it.
-Turn markers (which sessions run a turn, for failover) travel in the same pipeline.
+since its last trip as one fenced script call that, per session, adds the frames to the
+session's Redis Stream and publishes them to the workers streaming it. Turn markers
+(which sessions run a turn, for failover) follow in a pipeline.
+
+Each frame is written in Redis's wire protocol once, as it joins the outbox, and each
+session's key names once per session: a trip only joins what is ready
+(docs/BENCHMARKS.md has what that saved per token).
 """
 
 from __future__ import annotations
@@ -50,8 +54,11 @@ class Outbox:
         # Called by its SHA in the pipeline, not as a registered Script: redis-py asks
         # `SCRIPT EXISTS` before every pipeline that holds a Script, one more round trip
         # per trip (docs/BENCHMARKS.md). A Redis that restarted empty answers NOSCRIPT once.
-        self._sha = hashlib.sha1(APPEND.encode()).hexdigest().encode()
-        self._events: dict[str, list[bytes]] = {}
+        self._sha = bulk(hashlib.sha1(APPEND.encode()).hexdigest().encode())
+        self._head = b"".join(
+            bulk(arg) for arg in (token.encode(), b"%d" % buffer, b"%d" % events_ttl_ms)
+        )
+        self._events: dict[SharedLog, list[bytes]] = {}
         self._turns: dict[str, bool] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -78,13 +85,15 @@ class Outbox:
             await self._idle.wait()
             await asyncio.sleep(0)
 
-    def add(self, session_id: str, seq: int, frame: bytes) -> None:
-        """Queue one frame of a session this worker holds."""
-        batch = self._events.get(session_id)
+    def add(self, log: SharedLog, seq: int, frame: bytes) -> None:
+        """Queue one frame of a session this worker holds: its entry id and the frame, in RESP."""
+        entry = b"%d-0" % seq
+        part = b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(entry), entry, len(frame), frame)
+        batch = self._events.get(log)
         if batch is None:
-            self._events[session_id] = [b"%d" % seq, frame]
+            self._events[log] = [part]
         else:
-            batch += (b"%d" % seq, frame)
+            batch.append(part)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -119,7 +128,9 @@ class Outbox:
             for session_id in results:
                 self.on_lost(session_id)
 
-    async def _send(self, events: dict[str, list[bytes]], turns: dict[str, bool]) -> list[str]:
+    async def _send(
+        self, events: dict[SharedLog, list[bytes]], turns: dict[str, bool]
+    ) -> list[str]:
         """Every session's frames in one script call, then the turn markers.
 
         Returns the sessions whose lease another worker has taken."""
@@ -144,27 +155,30 @@ class Outbox:
             await pipe.execute()
         return lost
 
-    async def _append(self, events: dict[str, list[bytes]]) -> list[str]:
+    async def _append(self, events: dict[SharedLog, list[bytes]]) -> list[str]:
         """EVALSHA of APPEND, its request written out here rather than by redis-py.
 
         Its arguments are mostly frames already in bytes; redis-py's command packing and
         its `SCRIPT EXISTS` check before each pipeline were most of a worker's cost per
         shipped event (docs/BENCHMARKS.md). The reply goes through redis-py's parser.
         """
-        keys = self.keys
-        sessions = list(events)
-        names: list[bytes] = []
-        args: list[bytes] = [self.token.encode(), b"%d" % self.buffer, b"%d" % self.events_ttl_ms]
-        for session_id in sessions:
-            names += (
-                keys.lease(session_id).encode(),
-                keys.events(session_id).encode(),
-                keys.channel(session_id).encode(),
-            )
-            batch = events[session_id]
-            args.append(b"%d" % (len(batch) // 2))
+        logs = list(events)
+        args = [self._head]
+        parts = 3
+        for log in logs:
+            batch = events[log]
+            args.append(bulk(b"%d" % len(batch)))
             args += batch
-        command = resp([b"EVALSHA", self._sha, b"%d" % len(names), *names, *args])
+            parts += 1 + 2 * len(batch)
+        command = b"".join(
+            (
+                b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + 3 * len(logs) + parts),
+                self._sha,
+                bulk(b"%d" % (3 * len(logs))),
+                *(log.names for log in logs),
+                *args,
+            )
+        )
         pool = self.link.redis.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
@@ -178,37 +192,45 @@ class Outbox:
                 lost = await connection.read_response()
         finally:
             await pool.release(connection)
-        return [sessions[index - 1] for index in lost]
+        return [logs[index - 1].session_id for index in lost]
 
-    def _requeue(self, events: dict[str, list[bytes]], turns: dict[str, bool]) -> None:
+    def _requeue(self, events: dict[SharedLog, list[bytes]], turns: dict[str, bool]) -> None:
         """Put a failed trip back in front of what came since, at most EVENT_BUFFER_SIZE each."""
-        for session_id, batch in events.items():
-            merged = batch + self._events.get(session_id, [])
-            self._events[session_id] = merged[-2 * self.buffer :]
+        for log, batch in events.items():
+            merged = batch + self._events.get(log, [])
+            self._events[log] = merged[-self.buffer :]
         for session_id, running in turns.items():
             self._turns.setdefault(session_id, running)
 
 
+def bulk(value: bytes) -> bytes:
+    """One bulk string of Redis's wire protocol (RESP2)."""
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
 def resp(parts: list[bytes]) -> bytes:
-    """One command in Redis's wire protocol (RESP2): an array of bulk strings."""
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out += (b"$%d\r\n" % len(part), part, b"\r\n")
-    return b"".join(out)
+    """One command in Redis's wire protocol: an array of bulk strings."""
+    return b"*%d\r\n" % len(parts) + b"".join(map(bulk, parts))
 
 
 class SharedLog(MemoryEventLog):
     """A held session's event log: kept here for resume, and shipped to the cluster."""
 
-    __slots__ = ("_outbox", "_session_id")
+    __slots__ = ("_outbox", "names", "session_id")
 
     def __init__(self, session_id: str, capacity: int, seq: int, outbox: Outbox) -> None:
         super().__init__(capacity, seq)
-        self._session_id = session_id
+        self.session_id = session_id
+        keys = outbox.keys
+        # The script's keys for this session (lease, events stream, channel), in RESP.
+        self.names = b"".join(
+            bulk(name.encode())
+            for name in (keys.lease(session_id), keys.events(session_id), keys.channel(session_id))
+        )
         self._outbox = outbox
 
     def append(self, event_type: str, data: Any) -> tuple[int, bytes]:
         """Number, serialize and keep the event here, and queue it for Redis."""
         seq, frame = super().append(event_type, data)
-        self._outbox.add(self._session_id, seq, frame)
+        self._outbox.add(self, seq, frame)
         return seq, frame

@@ -10,7 +10,8 @@ from __future__ import annotations
 APPEND = """
 -- What one event-loop step wrote, for every session at once: one call, not one per session.
 -- KEYS: per session, its lease, events stream and live channel
--- ARGV: token, maxlen, ttl_ms, then per session: how many frames, then seq, frame pairs
+-- ARGV: token, maxlen, ttl_ms, then per session: how many frames, then (entry id, frame)
+-- pairs, the entry id `seq-0` written by the worker.
 -- Returns the (1-based) positions of the sessions whose lease this worker no longer holds.
 local lost = {}
 local at = 4
@@ -20,13 +21,19 @@ for s = 1, #KEYS / 3 do
   if redis.call('GET', lease) ~= ARGV[1] then
     lost[#lost + 1] = s
   else
-    local frames = {}
     for i = at + 1, at + 2 * count, 2 do
-      redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], ARGV[i] .. '-0', 'f', ARGV[i + 1])
-      frames[#frames + 1] = ARGV[i + 1]
+      redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], ARGV[i], 'f', ARGV[i + 1])
     end
     redis.call('PEXPIRE', stream, ARGV[3])
-    redis.call('PUBLISH', channel, table.concat(frames))
+    if count == 1 then
+      redis.call('PUBLISH', channel, ARGV[at + 2])
+    else
+      local frames = {}
+      for i = at + 2, at + 2 * count, 2 do
+        frames[#frames + 1] = ARGV[i]
+      end
+      redis.call('PUBLISH', channel, table.concat(frames))
+    end
   end
   at = at + 1 + 2 * count
 end
