@@ -42,7 +42,15 @@ import redis.asyncio
 
 from bench.fanout import CHAT_CONNECTIONS, RAMP_SECONDS, TURN_STARTS_PER_SECOND, stamped_reply
 from bench.flavors import OURS, port
-from bench.loadgen import Connection, Latencies, Stream, now_us, open_stream, proc_cpu
+from bench.loadgen import (
+    Connection,
+    Latencies,
+    Stream,
+    now_us,
+    open_stream,
+    proc_cpu,
+    proc_times,
+)
 from bench.pgcluster import cluster_cpu, pin_cluster
 from bench.progress import step
 from bench.target import CLIENT_CORE, HOST, SERVER_CORE, Target, ours_command, ours_env, running
@@ -255,6 +263,7 @@ class Reading:
     time: float
     workers: list[float]
     redis: float
+    kernel: list[float]  # of that, each worker's system time, then redis-server's
     database: float
     client: float
     machine: float
@@ -398,11 +407,14 @@ async def _cost_point(
         streams = await _open_streams(workers, plan, local, cross)
         await asyncio.sleep(SETTLE_SECONDS)  # the new sessions' rows commit before the run
 
+        pids = [w.pid for w in workers] + ([probe.pid] if count else [])
+
         async def read() -> Reading:
             return Reading(
                 time.monotonic(),
                 [w.cpu() for w in workers],
                 probe.cpu() if count else 0.0,
+                [proc_times(pid)[1] for pid in pids],
                 db.cpu(),
                 proc_cpu(os.getpid()),
                 machine_cpu(),
@@ -472,6 +484,7 @@ def _cost_result(
     per_k = 1000 / delivered  # CPU seconds per 1,000 tokens = CPU seconds x this
     workers = [b - a for a, b in zip(first.workers, last.workers, strict=True)]
     redis_cpu = last.redis - first.redis
+    kernel = [b - a for a, b in zip(first.kernel, last.kernel, strict=True)]
     database_cpu = last.database - first.database
     steady_local = Latencies(local.samples[first.local_samples : last.local_samples])
     steady_cross = Latencies(cross.samples[first.cross_samples : last.cross_samples])
@@ -511,6 +524,9 @@ def _cost_result(
         )
         / window,
         "workers_cpu_s_per_1k": sum(workers) * per_k,
+        # The part of it spent in the kernel (system time): sockets, wakeups, scheduling.
+        "workers_kernel_s_per_1k": sum(kernel[: len(workers)]) * per_k,
+        "redis_kernel_s_per_1k": sum(kernel[len(workers) :]) * per_k,
         "redis_cpu_s_per_1k": redis_cpu * per_k,
         "database_cpu_s_per_1k": database_cpu * per_k,
         "total_cpu_s_per_1k": (sum(workers) + redis_cpu + database_cpu) * per_k,

@@ -328,6 +328,11 @@ def proc_rss(pid: int) -> int:
 
 def proc_cpu(pid: int) -> float:
     """CPU seconds a process has used so far (user + system)."""
+    return sum(proc_times(pid))
+
+
+def proc_times(pid: int) -> tuple[float, float]:
+    """CPU seconds a process has used so far: in its own code (user), in the kernel (system)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS

@@ -920,6 +920,18 @@ def _cluster(data: dict[str, Any], plots: Path, base: Path) -> str:
         "idle session: lease + events, B",
     ]
 
+    def kernel_row(p: dict[str, Any]) -> list[str]:
+        workers, redis = p["workers_cpu_s_per_1k"], p["redis_cpu_s_per_1k"]
+        in_kernel = p["workers_kernel_s_per_1k"] + p["redis_kernel_s_per_1k"]
+        return [
+            modes[p["mode"]],
+            f"{p['sessions']:,}x{p['tps']:g}",
+            _pair(workers * 1000, p["workers_kernel_s_per_1k"] * 1000, 1),
+            _pair(redis * 1000, p["redis_kernel_s_per_1k"] * 1000, 1) if p["workers"] else "—",
+            f"{in_kernel / (workers + redis):.0%}",
+        ]
+
+    kernel_rows = [kernel_row(p) for p in costs if "workers_kernel_s_per_1k" in p]
     moved = cl["across"]
     stop, back = moved["interrupt"], moved["resume"]
     across_rows = [
@@ -1164,6 +1176,20 @@ def _cluster(data: dict[str, Any], plots: Path, base: Path) -> str:
         "### Targets\n\n" + _table(["target", "measured", "met"], target_rows),
         "### CPU per token\n\n" + _table(header, rows),
         _link(path, base, "CPU per 1,000 tokens by mode, stacked by process"),
+        "### In the kernel\n\nOf the CPU above, the part each process spent in the kernel "
+        "(its system time in `/proc/<pid>/stat`): writing to and reading from its sockets, "
+        "being woken and scheduled. Every hop a token takes (holder to Redis, Redis to a "
+        "worker that mirrors, a worker to its client) is a socket write and a wakeup.\n\n"
+        + _table(
+            [
+                "mode",
+                "S x T",
+                "workers µs/token: all / kernel",
+                "redis-server µs/token: all / kernel",
+                "kernel share (workers and Redis)",
+            ],
+            kernel_rows,
+        ),
         "### What Redis did\n\nFrom Redis's own counters over the same window (`INFO "
         "commandstats`, `INFO stats`): the events it stored (`XADD`s), the outbox's trips "
         "(`EVALSHA`s) and any `SCRIPT EXISTS` ahead of them (redis-py's pipeline sends one "

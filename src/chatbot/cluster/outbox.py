@@ -28,6 +28,11 @@ from chatbot.cluster.scripts import APPEND
 from chatbot.sessions.events import MemoryEventLog
 
 log = logging.getLogger("chatbot.cluster")
+LINGER_SECONDS = 0.002
+"""How long a trip waits for more frames once the first is queued. A trip's fixed costs (a
+wakeup and a write in Redis, a wakeup in each worker following one of its sessions) are
+paid per trip, and at light load a trip would carry a handful of frames; 2 ms of frames
+cost streams on other workers 2 ms (docs/BENCHMARKS.md)."""
 
 
 class Outbox:
@@ -107,12 +112,14 @@ class Outbox:
         backoff = 0.1
         while True:
             await self._wake.wait()
+            self._idle.clear()  # `drain` waits from here, not from after the linger
+            await asyncio.sleep(LINGER_SECONDS)
             self._wake.clear()
             events, self._events = self._events, {}
             turns, self._turns = self._turns, {}
             if not events and not turns:
+                self._idle.set()
                 continue
-            self._idle.clear()
             try:
                 results = await self._send(events, turns)
             except REDIS_DOWN as error:
