@@ -1015,6 +1015,7 @@ LABELS = {SINGLE: "single process", ONE: "cluster of 1 worker", TWO: "cluster of
 async def cluster_costs(
     points: list[tuple[int, float]],
     window: float,
+    repeats: int,
     interrupt_repeats: int,
     resume_repeats: int,
     failover_repeats: int,
@@ -1035,23 +1036,19 @@ async def cluster_costs(
         probe = await stack.enter_async_context(private_redis())
         costs = []
         for sessions, tps in points:
+            runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+            for repeat in range(repeats):
+                # The modes take turns, each repeat in another order: a drift of the
+                # machine's speed over the minutes falls on all of them alike.
+                order = list(MODES)[repeat % len(MODES) :] + list(MODES)[: repeat % len(MODES)]
+                for mode in order:
+                    label = f"{LABELS[mode]}, {sessions:,} sessions x {tps:g} tokens/s"
+                    with step(f"cluster cost: {label} ({repeat + 1}/{repeats})"):
+                        point = await cost_point(mode, probe, db, sessions, tps, window)
+                    runs[mode].append(point)
+                    _print_cost(point, db.kind)
             for mode in MODES:
-                label = f"{LABELS[mode]}, {sessions:,} sessions x {tps:g} tokens/s"
-                with step(f"cluster cost: {label}"):
-                    point = await cost_point(mode, probe, db, sessions, tps, window)
-                costs.append(point)
-                print(
-                    f"    {point['tokens_per_s']:,.0f} tokens/s, p50 {point['p50_ms']:.1f} ms, "
-                    f"p99 {point['p99_ms']:.1f} ms; {point['total_cpu_s_per_1k']:.3f} CPU-s per "
-                    f"1,000 tokens (workers {point['workers_cpu_s_per_1k']:.3f}, "
-                    f"redis {point['redis_cpu_s_per_1k']:.3f}, "
-                    f"{db.kind} {point['database_cpu_s_per_1k']:.3f}); worker CPU "
-                    + ", ".join(f"{c:.0%}" for c in point["worker_cpu"])
-                    + f", redis {point['redis_cpu']:.0%}",
-                    flush=True,
-                )
-                if point["chats_failed"]:
-                    print(f"    {point['chats_failed']} chats failed: {point['chat_errors']}")
+                costs.append(_median_run(runs[mode]))
         moved = await across(probe, db, interrupt_repeats, resume_repeats)
         failovers = []
         for repeat in range(failover_repeats):
@@ -1081,6 +1078,7 @@ async def cluster_costs(
     return {
         "points": [list(point) for point in points],
         "window_s": window,
+        "repeats": repeats,
         "lease_s": LEASE_SECONDS,
         "target_ratio": TARGET_RATIO,
         "store": db.kind,  # one database, shared by the workers of a run
@@ -1094,6 +1092,30 @@ async def cluster_costs(
         "failover": failovers,
         "ceiling": ceiling,
         "capacity": [c for c in (_capacity(costs, point, ceiling) for point in points) if c],
+    }
+
+
+def _print_cost(point: dict[str, Any], store: str) -> None:
+    print(
+        f"    {point['tokens_per_s']:,.0f} tokens/s, p50 {point['p50_ms']:.1f} ms, "
+        f"p99 {point['p99_ms']:.1f} ms; {point['total_cpu_s_per_1k']:.3f} CPU-s per "
+        f"1,000 tokens (workers {point['workers_cpu_s_per_1k']:.3f}, "
+        f"redis {point['redis_cpu_s_per_1k']:.3f}, "
+        f"{store} {point['database_cpu_s_per_1k']:.3f}); worker CPU "
+        + ", ".join(f"{c:.0%}" for c in point["worker_cpu"])
+        + f", redis {point['redis_cpu']:.0%}",
+        flush=True,
+    )
+    if point["chats_failed"]:
+        print(f"    {point['chats_failed']} chats failed: {point['chat_errors']}")
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run whose CPU per token is the median of the repeats (all its figures together),
+    with every repeat's CPU per token alongside, for the spread."""
+    ordered = sorted(runs, key=lambda run: run["total_cpu_s_per_1k"])
+    return ordered[(len(ordered) - 1) // 2] | {
+        "repeats_total_cpu_s_per_1k": [run["total_cpu_s_per_1k"] for run in runs]
     }
 
 

@@ -846,6 +846,12 @@ def _cluster(data: dict[str, Any], plots: Path, base: Path) -> str:
         value = ratios[(point["sessions"], point["tps"])].get(point["mode"])
         return "—" if value is None else f"{value:.2f}"
 
+    def spread(point: dict[str, Any]) -> str:
+        repeats = point.get("repeats_total_cpu_s_per_1k") or []
+        if len(repeats) < 2:
+            return ""
+        return f" ({min(repeats) * 1000:.0f}-{max(repeats) * 1000:.0f})"
+
     rows = [
         [
             modes[p["mode"]],
@@ -856,7 +862,7 @@ def _cluster(data: dict[str, Any], plots: Path, base: Path) -> str:
             _num(p["workers_cpu_s_per_1k"] * 1000, 0),
             _num(p["redis_cpu_s_per_1k"] * 1000, 0) if p["workers"] else "—",
             _num(p.get("database_cpu_s_per_1k", 0) * 1000, 0) if database else "—",
-            _num(p["total_cpu_s_per_1k"] * 1000, 0),
+            _num(p["total_cpu_s_per_1k"] * 1000, 0) + spread(p),
             ratio(p),
             " + ".join(f"{c:.0%}" for c in p["worker_cpu"]),
             f"{p['redis_cpu']:.0%}" if p["workers"] else "—",
@@ -1122,11 +1128,19 @@ def _cluster(data: dict[str, Any], plots: Path, base: Path) -> str:
         "*CPU*: every server-side process (each worker, redis-server"
         + (", Postgres's processes" if database else "")
         + f"; from `/proc`) over a fixed {cl['window_s']:g} s window that starts once every "
-        "reply streams, per 1,000 tokens delivered in it; *x single*: against the single "
-        "process at the same load. *(sat.)*: fewer tokens arrived than were offered: the "
-        "server could not keep up (its core was full, or the chats and so the replies "
-        "started late), and the figures are those of a saturated server, turn starts "
-        "included; *N streaming*: only N replies got tokens in the window (it starts at the "
+        "reply streams, per 1,000 tokens delivered in it"
+        + (
+            f"; each mode ran {cl['repeats']} times at each load, the modes taking turns, and "
+            "the table shows the run with the median CPU per token (*all* gives the lowest "
+            "and highest of the runs in brackets)"
+            if cl.get("repeats", 1) > 1
+            else ""
+        )
+        + "; *x single*: against the single process at the same load. *(sat.)*: fewer "
+        "tokens arrived than were offered: the server could not keep up (its core was "
+        "full, or the chats and so the replies started late), and the figures are those "
+        "of a saturated server, turn starts included; *N streaming*: only N replies got "
+        "tokens in the window (it starts at the "
         "latest 2 x the ramp + 10 s after the first chat, whether or not every reply has "
         "begun by then). The "
         "chats go out as in Fan-out: 64 keep-alive connections, split between the "
