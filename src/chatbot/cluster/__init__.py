@@ -43,6 +43,8 @@ __all__ = ["Cluster"]
 
 log = logging.getLogger("chatbot.cluster")
 ROUTE_ATTEMPTS = 6
+SYNC_SECONDS = 2.0
+"""How long a state asked for by a mirror waits for the outbox (Redis may be away)."""
 READS = frozenset({"state", "page"})
 """Operations a worker answers from a session it holds without asking Redis first."""
 
@@ -339,7 +341,7 @@ class Cluster:
         holder = await self.leases.holder(session_id)
         if holder is None or holder == self.me:
             return None
-        request = {"sid": session_id, "op": "state", "args": {}, "create": False}
+        request = {"sid": session_id, "op": "state", "args": {}, "create": False, "sync": True}
         try:
             return await self.rpc.call(holder, request)
         except (NotHolder, WorkerGone, SessionNotFound):
@@ -359,7 +361,14 @@ class Cluster:
         # Asked as the lease holder: this worker may still be loading the session.
         if await self.adopt(session_id, create=request["create"] and op != "delete") is None:
             raise SessionNotFound(f"No session with id {redact(session_id)!s}.")
-        return await self.sessions.here(session_id, op, request["args"])
+        answer = await self.sessions.here(session_id, op, request["args"])
+        if request.get("sync"):
+            # A mirror starts from this state and finds anything older in the session's
+            # Redis Stream (a stream resuming there): ship what the outbox still holds, so
+            # the Stream has every event up to the state's seq when the mirror reads it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.outbox.drain(), SYNC_SECONDS)
+        return answer
 
 
 def _restore_shown(session: Session, shown: dict[str, dict[str, Any]]) -> None:

@@ -29,10 +29,12 @@ from chatbot.sessions.events import MemoryEventLog
 
 log = logging.getLogger("chatbot.cluster")
 LINGER_SECONDS = 0.002
-"""How long a trip waits for more frames once the first is queued. A trip's fixed costs (a
+"""How long a trip waits for more tokens once the first is queued. A trip's fixed costs (a
 wakeup and a write in Redis, a wakeup in each worker following one of its sessions) are
 paid per trip, and at light load a trip would carry a handful of frames; 2 ms of frames
-cost streams on other workers 2 ms (docs/BENCHMARKS.md)."""
+cost streams on other workers 2 ms (docs/BENCHMARKS.md). Any other event (a turn's end,
+a state change) and `drain` send the trip at once: they are rare, and someone waits."""
+LINGERING = "message.delta"
 
 
 class Outbox:
@@ -66,6 +68,7 @@ class Outbox:
         self._events: dict[SharedLog, list[bytes]] = {}
         self._turns: dict[str, bool] = {}
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()  # the trip goes without lingering
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -87,11 +90,14 @@ class Outbox:
         """Return once everything queued so far has reached Redis."""
         while self._events or self._turns or not self._idle.is_set():
             self._wake.set()
+            self._hurry.set()
             await self._idle.wait()
             await asyncio.sleep(0)
 
-    def add(self, log: SharedLog, seq: int, frame: bytes) -> None:
-        """Queue one frame of a session this worker holds: its entry id and the frame, in RESP."""
+    def add(self, log: SharedLog, seq: int, frame: bytes, *, hurry: bool = False) -> None:
+        """Queue one frame of a session this worker holds: its entry id and the frame, in RESP.
+
+        `hurry`: ship it without waiting `LINGER_SECONDS` for more."""
         entry = b"%d-0" % seq
         part = b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(entry), entry, len(frame), frame)
         batch = self._events.get(log)
@@ -101,6 +107,8 @@ class Outbox:
             batch.append(part)
         if not self._wake.is_set():
             self._wake.set()
+        if hurry:
+            self._hurry.set()
 
     def turn(self, session_id: str, running: bool) -> None:
         """Mark a session's turn as running (another worker recovers it if we die) or not."""
@@ -109,11 +117,18 @@ class Outbox:
             self._wake.set()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         backoff = 0.1
         while True:
             await self._wake.wait()
             self._idle.clear()  # `drain` waits from here, not from after the linger
-            await asyncio.sleep(LINGER_SECONDS)
+            if not self._hurry.is_set():
+                # A timer rather than a timeout: at light load the linger runs out on most
+                # trips, and a timeout would raise and catch a cancellation each time.
+                timer = loop.call_later(LINGER_SECONDS, self._hurry.set)
+                await self._hurry.wait()
+                timer.cancel()
+            self._hurry.clear()
             self._wake.clear()
             events, self._events = self._events, {}
             turns, self._turns = self._turns, {}
@@ -239,5 +254,5 @@ class SharedLog(MemoryEventLog):
     def append(self, event_type: str, data: Any) -> tuple[int, bytes]:
         """Number, serialize and keep the event here, and queue it for Redis."""
         seq, frame = super().append(event_type, data)
-        self._outbox.add(self, seq, frame)
+        self._outbox.add(self, seq, frame, hurry=event_type != LINGERING)
         return seq, frame
