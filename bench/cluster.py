@@ -10,7 +10,9 @@ session's stream is on worker (k // 2) % 2 and its chat goes to the other worker
 by Redis pub/sub: the cross-worker path) and half the chats are forwarded to the holder.
 The figure is the CPU of every server-side process (each worker, redis-server, Postgres;
 from /proc) per 1,000 tokens delivered in a fixed window that starts once every reply
-streams; Redis's INFO (commandstats, traffic, memory) says what it did.
+streams; Redis's INFO (commandstats, traffic, memory) says what it did. Each mode runs
+several times at each load, the modes taking turns, and the run with the median CPU per
+token is the one reported.
 
 Across workers, on a two-worker cluster: `POST /api/interrupt` sent to the worker that
 does not hold the session (and, for comparison, to the one that does); a stream dropped

@@ -1294,9 +1294,10 @@ def _cluster_meaning(
             "second figure. Cluster mode buys failover, no sticky sessions and more machines, "
             "not more tokens per core. "
             f"Each worker makes {work.get('trips_per_s', 0) / 2:,.0f} trips to Redis a second "
-            f"({_num(work.get('frames_per_trip'), 1)} events each, gathered for at least "
-            "`LINGER_SECONDS`), and a worker that streams a session it does not hold reads "
-            "every frame of it from pub/sub and applies it to its mirror: with the trips, "
+            f"({_num(work.get('frames_per_trip'), 1)} events each: a trip of tokens gathers "
+            "them for `LINGER_SECONDS`), and a worker that streams a session it does not "
+            "hold reads every frame of it from pub/sub and applies it to its mirror: with the "
+            "trips, "
             "that is where its extra CPU goes (bench/findings.md breaks it down)"
             + ("." if cl.get("hiredis") else " (pure Python here: hiredis is not installed).")
         )

@@ -1,4 +1,4 @@
-"""Ships what one event-loop step appended to the sessions this worker holds, in one batch.
+"""Ships the events of the sessions this worker holds to Redis, many sessions per trip.
 
 `SharedLog.append` stays synchronous (number, serialize, keep, hand to local streams);
 the frame also joins the outbox. The outbox's one task then sends everything queued

@@ -8,7 +8,7 @@ it believes holds the lease, and Redis refuses when that is no longer so.
 from __future__ import annotations
 
 APPEND = """
--- What one event-loop step wrote, for every session at once: one call, not one per session.
+-- What one outbox trip carries, for every session at once: one call, not one per session.
 -- KEYS: per session, its lease, events stream and live channel
 -- ARGV: token, maxlen, ttl_ms, then per session: how many frames, then (entry id, frame)
 -- pairs, the entry id `seq-0` written by the worker.
