@@ -113,6 +113,43 @@ async def test_a_stream_dropped_on_one_worker_resumes_on_another(
     assert "".join(view.deltas[reply["id"]]) == reply["content"]
 
 
+async def test_resumes_on_workers_that_just_started_mirroring_replay_exactly(
+    workers: list[RunningServer],
+) -> None:
+    """Twenty resumes in a row, switching between two workers that do not hold the
+    session: a mirror made for a resume starts from the holder's state, and every missed
+    event is still replayed.
+
+    The holder's outbox holds tokens back for a moment; unless it ships them before it
+    answers a mirror's state request, a resume in that moment gets a snapshot."""
+    a, b, c = workers
+    sid = sid_for("resumes")
+    async with a.client() as on_a, b.client() as on_b, c.client() as on_c:
+        view = EventsView()
+        async with open_sse(on_b, f"/api/sessions/{sid}/events") as events:
+            view.apply(await events.next())
+            message = " ".join(f"w{i}" for i in range(400))
+            response = await on_a.post("/api/chat", json={"message": message, "session_id": sid})
+            assert response.status_code == 200, response.text
+            while not view.deltas:
+                view.apply(await events.next())
+        for attempt in range(20):
+            # Tokens come every 20 ms (50/s): each resume starts 1 ms later after the token
+            # it last saw than the one before, so some fall in the moment a token is held.
+            await asyncio.sleep(attempt / 1000)
+            headers = {"Last-Event-ID": str(view.last_seq)}
+            client = (on_c, on_b)[attempt % 2]
+            async with open_sse(client, f"/api/sessions/{sid}/events", headers=headers) as resumed:
+                first = await resumed.next()
+                assert first.event != "snapshot", f"resume {attempt + 1} got a snapshot"
+                view.apply(first)  # asserts it is the next event: no gap, no duplicate
+                view.apply(await resumed.next())
+        response = await on_a.post("/api/interrupt", json={"session_id": sid})
+        assert response.status_code == 200, response.text
+    reply = next(m for m in response.json()["messages"] if m["sender"] == "agent")
+    assert reply["content"].startswith("".join(view.deltas[reply["id"]]))
+
+
 @pytest.mark.parametrize("policy", ["reject", "queue"])
 async def test_busy_policy_holds_across_workers(
     redis_server: Redis, redis_prefix: str, postgres_url: str, policy: str
