@@ -35,6 +35,7 @@ paid per trip, and at light load a trip would carry a handful of frames; 2 ms of
 cost streams on other workers 2 ms (docs/BENCHMARKS.md). Any other event (a turn's end,
 a state change) and `drain` send the trip at once: they are rare, and someone waits."""
 LINGERING = "message.delta"
+"""The one event type a trip lingers for: a token."""
 
 
 class Outbox:
