@@ -455,10 +455,7 @@ def _fanout(data: dict[str, Any], plots: Path, base: Path) -> str:
     series = _by(
         sweep, "server", ("ours", "raw_ceiling", "fastapi_sse", "seed_polling"), "offered_per_s"
     )
-    series[_label("langgraph")] = sorted(
-        ({**p, "offered_per_s": p["offered_tokens_per_s"]} for p in peer),
-        key=lambda p: p["offered_per_s"],
-    )
+    series[_label("langgraph")] = [{**p, "offered_per_s": p["offered_tokens_per_s"]} for p in peer]
 
     path = plots / "fanout_p99.png"
     _p99_figure(path, series, "Token latency under fan-out (one server core)")
@@ -1297,8 +1294,7 @@ def _cluster_meaning(
             f"({_num(work.get('frames_per_trip'), 1)} events each: a trip of tokens gathers "
             "them for `LINGER_SECONDS`), and a worker that streams a session it does not "
             "hold reads every frame of it from pub/sub and applies it to its mirror: with the "
-            "trips, "
-            "that is where its extra CPU goes (bench/findings.md breaks it down)"
+            "trips, that is where its extra CPU goes (bench/findings.md breaks it down)"
             + ("." if cl.get("hiredis") else " (pure Python here: hiredis is not installed).")
         )
     heavy = max(cl["points"], key=lambda point: point[0] * point[1])

@@ -54,15 +54,14 @@ class Outbox:
     ) -> None:
         self.link = link
         self.keys = keys
-        self.token = token
         self.buffer = buffer
-        self.events_ttl_ms = events_ttl_ms
         self.lease_ms = lease_ms
         self.on_lost = on_lost
         # Called by its SHA in the pipeline, not as a registered Script: redis-py asks
         # `SCRIPT EXISTS` before every pipeline that holds a Script, one more round trip
         # per trip (docs/BENCHMARKS.md). A Redis that restarted empty answers NOSCRIPT once.
         self._sha = bulk(hashlib.sha1(APPEND.encode()).hexdigest().encode())
+        # The script's first arguments (this worker's token, MAXLEN, the streams' expiry).
         self._head = b"".join(
             bulk(arg) for arg in (token.encode(), b"%d" % buffer, b"%d" % events_ttl_ms)
         )
